@@ -1,0 +1,186 @@
+"""Benchmarks that print figures (never timed tests). ``bastion bench --json`` prints one JSON object per
+line, one per workload, with at least: workload, commands_per_s, latency_us_p50/p99/p999.
+
+Workloads:
+
+* ``mix``          exchange-core-like: ~9% GTC, 3% IOC, 6% cancel, 82% amend/move, ~1,000 resting orders,
+                   1,000 accounts (single instrument, single thread, in-core).
+* ``place``        place-only: fresh non-crossing GTC limits from 1,000 accounts.
+* ``mix_journal``  the mix with the input journal on: every command encoded and appended, group commit
+                   with fsync per group (``group_size`` commands).
+
+Commands are generated beforehand (not timed) and applied to a fresh engine; the latency of each command
+is measured with ``time.perf_counter_ns`` around ``Engine.apply`` (plus the journal append for
+``mix_journal``; the group's fsync is charged to the command that triggers it). The cyclic GC is disabled
+while measuring, as latency-sensitive Python services do.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bastion.core.commands import PlaceOrder, Sequenced, encode_sequenced
+from bastion.core.engine import Engine
+from bastion.core.instruments import VenueConfig, load_venue_config
+from bastion.sim.streams import exchange_core_mix, sequenced
+
+__all__ = ["WORKLOADS", "machine_info", "percentile", "run_workloads"]
+
+
+def default_config() -> VenueConfig:
+    """The bundled default venue."""
+    return load_venue_config(resources.files("bastion") / "configs" / "default.toml")
+
+
+def percentile(sorted_values: list[int], q: float) -> int:
+    """Nearest-rank percentile of an ascending list (q in [0, 1])."""
+    if not sorted_values:
+        return 0
+    index = min(len(sorted_values) - 1, max(0, int(q * len(sorted_values) + 0.5) - 1))
+    return sorted_values[index]
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the figures came from."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"python": platform.python_version(), "cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine()}
+
+
+@dataclass
+class _Timing:
+    latencies_ns: list[int]
+    wall_s: float
+
+
+def _time_apply(engine: Engine, items: list[Sequenced], per_item: Callable[[Sequenced], None] | None = None) -> _Timing:
+    apply = engine.apply
+    clock = time.perf_counter_ns
+    lat: list[int] = []
+    record = lat.append
+    gc_was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        if per_item is None:
+            for item in items:
+                t0 = clock()
+                apply(item)
+                record(clock() - t0)
+        else:
+            for item in items:
+                t0 = clock()
+                per_item(item)
+                apply(item)
+                record(clock() - t0)
+        wall = time.perf_counter() - start
+    finally:
+        if gc_was:
+            gc.enable()
+    return _Timing(lat, wall)
+
+
+def _result(workload: str, timing: _Timing, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    lat = sorted(timing.latencies_ns)
+    n = len(lat)
+    out: dict[str, Any] = {
+        "workload": workload,
+        "commands": n,
+        "commands_per_s": round(n / timing.wall_s) if timing.wall_s > 0 else 0,
+        "latency_us_p50": round(percentile(lat, 0.50) / 1000, 2),
+        "latency_us_p99": round(percentile(lat, 0.99) / 1000, 2),
+        "latency_us_p999": round(percentile(lat, 0.999) / 1000, 2),
+        "latency_us_max": round(lat[-1] / 1000, 2) if lat else 0,
+    }
+    out.update(extra or {})
+    return out
+
+
+def bench_mix(config: VenueConfig, n: int, seed: int = 7) -> dict[str, Any]:
+    setup, body = exchange_core_mix(config, seed, n)
+    engine = Engine(config)
+    for item in setup:
+        engine.apply(item)
+    timing = _time_apply(engine, body)
+    resting = sum(len(b) for b in engine.books.values())
+    return _result("mix", timing, {"accounts": 1000, "resting_orders_end": resting, "seed": seed})
+
+
+def bench_place(config: VenueConfig, n: int, seed: int = 7) -> dict[str, Any]:
+    import random
+
+    rng = random.Random(seed)
+    engine = Engine(config)
+    setup = [c for a in range(1, 1001) for c in _account_setup(a)]
+    items = sequenced(setup)
+    for item in items:
+        engine.apply(item)
+    mid = config.instruments[1].reference_price_ticks
+    cmds = []
+    for i in range(n):
+        side = 1 if i % 2 else -1
+        cmds.append(PlaceOrder(rng.randint(1, 1000), 1, i + 1, side, mid - side * rng.randint(1, 2000), rng.randint(1, 5)))
+    body = sequenced(cmds, start_seq=len(items) + 1, start_ns=items[-1].timestamp_ns + 1_000)
+    timing = _time_apply(engine, body)
+    return _result("place", timing, {"accounts": 1000, "resting_orders_end": len(engine.books[1]), "seed": seed})
+
+
+def _account_setup(a: int) -> Iterator[Any]:
+    from bastion.core.commands import CreateAccount, Deposit
+
+    yield CreateAccount(a, a)
+    yield Deposit(a, 10**15)
+
+
+def bench_mix_journal(config: VenueConfig, n: int, seed: int = 7, group_size: int = 256) -> dict[str, Any]:
+    from bastion.journal.file import FsyncPolicy, JournalWriter
+
+    setup, body = exchange_core_mix(config, seed, n)
+    engine = Engine(config)
+    for item in setup:
+        engine.apply(item)
+    with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp:
+        writer = JournalWriter.open(Path(tmp) / "journal.bin", fsync_policy=FsyncPolicy.GROUP,
+                                    group_records_max=group_size)
+        append = writer.append
+        timing = _time_apply(engine, body, per_item=lambda item: append(encode_sequenced(item)))
+        t0 = time.perf_counter()
+        writer.commit()
+        timing.wall_s += time.perf_counter() - t0
+        size = os.path.getsize(Path(tmp) / "journal.bin")
+        writer.close()
+    return _result("mix_journal", timing, {"fsync": f"group of {group_size}", "journal_bytes": size, "seed": seed})
+
+
+WORKLOADS: dict[str, Callable[[VenueConfig, int], dict[str, Any]]] = {
+    "mix": bench_mix,
+    "place": bench_place,
+    "mix_journal": bench_mix_journal,
+}
+
+
+def run_workloads(names: list[str], quick: bool) -> Iterator[dict[str, Any]]:
+    """Run the named workloads; ``quick`` keeps the whole run under a minute."""
+    config = default_config()
+    sizes = {"mix": 300_000, "place": 200_000, "mix_journal": 300_000}
+    for name in names:
+        n = sizes.get(name, 100_000) // (10 if quick else 1)
+        result = WORKLOADS[name](config, n)
+        result["quick"] = quick
+        yield result

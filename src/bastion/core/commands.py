@@ -1,0 +1,203 @@
+"""Commands: the only inputs of the core. Verbs, integer units, encoded as tagged msgspec structs.
+
+Every command reaches the engine inside a :class:`Sequenced` envelope, stamped by the sequencer with a
+sequence number and the engine time (``timestamp_ns``). The envelope, encoded with
+:func:`encode_sequenced`, is exactly what the input journal stores.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import msgspec
+
+__all__ = [
+    "AmendOrder",
+    "CancelAll",
+    "CancelOrder",
+    "Command",
+    "CreateAccount",
+    "Deposit",
+    "DepositInsuranceFund",
+    "Heartbeat",
+    "OrderType",
+    "PlaceOrder",
+    "STP",
+    "Sequenced",
+    "SetMarkPrice",
+    "Side",
+    "TimeInForce",
+    "Transfer",
+    "Withdraw",
+    "decode_sequenced",
+    "encode_sequenced",
+]
+
+
+class Side(IntEnum):
+    """Order side; the value is the sign of the position change."""
+
+    BUY = 1
+    SELL = -1
+
+
+class TimeInForce(IntEnum):
+    """GTC rests; IOC fills what it can now; FOK fills whole or nothing; GTD rests until expire_at_ns."""
+
+    GTC = 0
+    IOC = 1
+    FOK = 2
+    GTD = 3
+
+
+class OrderType(IntEnum):
+    """LIMIT at price_ticks; MARKET becomes an IOC limit at the protection price (best +/- band)."""
+
+    LIMIT = 0
+    MARKET = 1
+
+
+class STP(IntEnum):
+    """Self-trade prevention, applied when a taker meets a resting order of the same account."""
+
+    EXPIRE_MAKER = 0
+    EXPIRE_TAKER = 1
+    EXPIRE_BOTH = 2
+    DECREMENT = 3
+
+
+_opts = {"tag_field": "type", "frozen": True, "array_like": True, "gc": False}
+
+
+class CreateAccount(msgspec.Struct, tag="create_account", **_opts):  # type: ignore[call-arg]
+    """Open account ``account_id`` (> 0) for ``owner_id``; accounts of one owner are its subaccounts."""
+
+    account_id: int
+    owner_id: int
+
+
+class Deposit(msgspec.Struct, tag="deposit", **_opts):  # type: ignore[call-arg]
+    """Credit ``amount_atoms`` (> 0) of the settlement asset from outside the venue."""
+
+    account_id: int
+    amount_atoms: int
+
+
+class Withdraw(msgspec.Struct, tag="withdraw", **_opts):  # type: ignore[call-arg]
+    """Debit ``amount_atoms`` to outside; only settled cash that is not needed as initial margin."""
+
+    account_id: int
+    amount_atoms: int
+
+
+class Transfer(msgspec.Struct, tag="transfer", **_opts):  # type: ignore[call-arg]
+    """Move settled cash between two subaccounts of the same owner (margin-checked like a withdrawal)."""
+
+    from_account_id: int
+    to_account_id: int
+    amount_atoms: int
+
+
+class DepositInsuranceFund(msgspec.Struct, tag="deposit_insurance_fund", **_opts):  # type: ignore[call-arg]
+    """Seed the insurance fund with ``amount_atoms`` from outside (an operator command)."""
+
+    amount_atoms: int
+
+
+class PlaceOrder(msgspec.Struct, tag="place_order", **_opts):  # type: ignore[call-arg]
+    """Submit an order. Units: price_ticks (ignored for MARKET), qty_lots, expire_at_ns (GTD only)."""
+
+    account_id: int
+    instrument_id: int
+    client_order_id: int
+    side: int
+    price_ticks: int
+    qty_lots: int
+    order_type: int = 0  # OrderType.LIMIT
+    time_in_force: int = 0  # TimeInForce.GTC
+    post_only: bool = False
+    reduce_only: bool = False
+    stp: int = 0  # STP.EXPIRE_MAKER
+    expire_at_ns: int = 0
+
+
+class CancelOrder(msgspec.Struct, tag="cancel_order", **_opts):  # type: ignore[call-arg]
+    """Cancel by venue ``order_id`` or, when ``order_id`` is 0, by the account's ``client_order_id``."""
+
+    account_id: int
+    order_id: int = 0
+    client_order_id: int = 0
+
+
+class CancelAll(msgspec.Struct, tag="cancel_all", **_opts):  # type: ignore[call-arg]
+    """Cancel every resting order of the account, on one instrument or (``instrument_id`` 0) all."""
+
+    account_id: int
+    instrument_id: int = 0
+
+
+class AmendOrder(msgspec.Struct, tag="amend_order", **_opts):  # type: ignore[call-arg]
+    """Change price and/or remaining size. Size down at the same price keeps priority; else re-enters."""
+
+    account_id: int
+    order_id: int
+    price_ticks: int
+    qty_lots: int
+
+
+class SetMarkPrice(msgspec.Struct, tag="set_mark_price", **_opts):  # type: ignore[call-arg]
+    """Set an instrument's mark price (from the oracle/risk shell; journaled like every input)."""
+
+    instrument_id: int
+    price_ticks: int
+
+
+class Heartbeat(msgspec.Struct, tag="heartbeat", **_opts):  # type: ignore[call-arg]
+    """Carries nothing but engine time: lets GTD orders expire when no other command arrives."""
+
+
+Command = (
+    CreateAccount
+    | Deposit
+    | Withdraw
+    | Transfer
+    | DepositInsuranceFund
+    | PlaceOrder
+    | CancelOrder
+    | CancelAll
+    | AmendOrder
+    | SetMarkPrice
+    | Heartbeat
+)
+
+
+class Sequenced(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A command stamped by the sequencer: the unit of the input journal.
+
+    Attributes:
+        seq: sequence number, 1, 2, 3, ... without gaps.
+        timestamp_ns: engine time in ns; never decreases.
+        command: the command.
+    """
+
+    seq: int
+    timestamp_ns: int
+    command: Command
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Sequenced)
+
+
+def encode_sequenced(item: Sequenced) -> bytes:
+    """Canonical msgpack bytes of a sequenced command (what the journal stores)."""
+    return _encoder.encode(item)
+
+
+def decode_sequenced(data: bytes) -> Sequenced:
+    """Decode journal payload bytes.
+
+    Raises:
+        msgspec.ValidationError / msgspec.DecodeError: malformed or mistyped payload.
+    """
+    return _decoder.decode(data)

@@ -1,0 +1,831 @@
+"""The engine: a pure, deterministic state machine ``apply(Sequenced) -> list[Event]``.
+
+No clock, randomness, environment, I/O or floats: time arrives as ``Sequenced.timestamp_ns`` and prices
+as commands. Every rejection is a :class:`~bastion.core.events.CommandRejected` event with a numbered
+:class:`~bastion.core.rejects.RejectCode`, and a rejected command changes no state (validation and the
+margin check run before any mutation). The full state can be snapshotted to canonical bytes and hashed
+at any point; :meth:`Engine.restore` rebuilds an identical engine from those bytes.
+
+Pipeline per command: expire due GTD orders -> validate -> risk check -> match -> settle -> rest/cancel
+-> resize reduce-only orders touched by fills.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from sortedcontainers import SortedList
+
+from bastion.core.accounts import Account, Position, settle_fill
+from bastion.core.book.base import STOP_NONE, Order
+from bastion.core.book.fast import FastBook
+from bastion.core.commands import (
+    STP,
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    CreateAccount,
+    Deposit,
+    DepositInsuranceFund,
+    Heartbeat,
+    OrderType,
+    PlaceOrder,
+    Sequenced,
+    SetMarkPrice,
+    TimeInForce,
+    Transfer,
+    Withdraw,
+)
+from bastion.core.events import (
+    AccountCreated,
+    CommandRejected,
+    Deposited,
+    Event,
+    InsuranceFundDeposited,
+    MarkPriceSet,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderReduced,
+    TradeExecuted,
+    Transferred,
+    Withdrawn,
+)
+from bastion.core.instruments import InstrumentSpec, VenueConfig
+from bastion.core.margin import OVER_MAX_TIER, free_collateral_atoms
+from bastion.core.rejects import CancelReason, RejectCode
+from bastion.core.units import PPM, ceil_div
+
+__all__ = ["Engine", "InvariantViolation", "BookFactory"]
+
+BookFactory = Callable[[int], Any]
+ID_MAX = 2**63 - 1
+_NEVER = 2**63
+R = RejectCode
+
+
+def _is_int(value: object) -> bool:
+    """True for ints and int enums, false for bool and everything else (fast path first)."""
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+
+
+class InvariantViolation(AssertionError):
+    """A core invariant failed: a bug, never a business outcome. The engine must not continue."""
+
+
+class Engine:
+    """Deterministic matching + settlement engine for one venue.
+
+    Args:
+        config: the validated venue configuration.
+        book_factory: builds one order book per instrument id (``FastBook`` by default;
+            ``ReferenceBook`` for the reference implementation).
+        check_invariants: run the full O(state) invariant check after every command (tests/verifier).
+    """
+
+    def __init__(self, config: VenueConfig, book_factory: BookFactory = FastBook, check_invariants: bool = False):
+        self.config = config
+        self.limits = config.limits
+        self.specs: dict[int, InstrumentSpec] = dict(config.instruments)
+        self.books = {iid: book_factory(iid) for iid in sorted(self.specs)}
+        self.marks: dict[int, int] = {iid: s.reference_price_ticks for iid, s in self.specs.items()}
+        self.accounts: dict[int, Account] = {}
+        self.orders: dict[int, Order] = {}
+        self.expiries: SortedList = SortedList()
+        self.next_expiry_ns = _NEVER
+        self.open_interest_lots: dict[int, int] = {iid: 0 for iid in self.specs}
+        self.seq = 0
+        self.now_ns = 0
+        self.next_order_id = 1
+        self.fee_pool_atoms = 0
+        self.insurance_fund_atoms = 0
+        self.deposits_total_atoms = 0
+        self.withdrawals_total_atoms = 0
+        self.check_every_command = check_invariants
+        # Per-command scratch (not state).
+        self._events: list[Event] = []
+        self._spec: InstrumentSpec | None = None
+        self._touched: list[tuple[Account, int]] = []
+        self.fills_made = 0
+        self.fills_per_command_max = self.limits.fills_per_command_max
+        self.levels_walked_max = self.limits.levels_walked_max
+        self._config_hash = hashlib.sha256(msgspec.msgpack.encode(config.canonical())).digest()
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            PlaceOrder: self._place,
+            CancelOrder: self._cancel,
+            CancelAll: self._cancel_all,
+            AmendOrder: self._amend,
+            CreateAccount: self._create_account,
+            Deposit: self._deposit,
+            Withdraw: self._withdraw,
+            Transfer: self._transfer,
+            DepositInsuranceFund: self._deposit_insurance_fund,
+            SetMarkPrice: self._set_mark_price,
+            Heartbeat: lambda cmd: None,
+        }
+
+    # ------------------------------------------------------------------ entry point
+
+    def apply(self, item: Sequenced) -> list[Event]:
+        """Apply one sequenced command and return the events it caused, in order.
+
+        Raises:
+            InvariantViolation: a bug (sequence gap, time going backwards, broken invariant).
+        """
+        if item.seq != self.seq + 1 or not _is_int(item.timestamp_ns) or item.timestamp_ns < self.now_ns:
+            raise InvariantViolation(f"sequencer contract broken at seq {item.seq} (engine at {self.seq})")
+        self.seq = item.seq
+        self.now_ns = item.timestamp_ns
+        events: list[Event] = []
+        self._events = events
+        self.fills_made = 0
+        if self.next_expiry_ns <= self.now_ns:
+            self._expire_due()
+        handler = self._handlers.get(type(item.command))
+        if handler is None:
+            events.append(CommandRejected(type(item.command).__name__, 0, 0, R.command_unknown))
+        else:
+            handler(item.command)
+        if self.check_every_command:
+            self.check_invariants()
+        return events
+
+    def _reject(self, cmd: Any, code: RejectCode) -> None:
+        account_id = getattr(cmd, "account_id", getattr(cmd, "from_account_id", 0))
+        client_id = getattr(cmd, "client_order_id", 0)
+        self._events.append(
+            CommandRejected(
+                cmd.__struct_config__.tag,
+                int(account_id) if _is_int(account_id) else 0,
+                int(client_id) if _is_int(client_id) else 0,
+                code,
+            )
+        )
+
+    # ------------------------------------------------------------------ accounts and money
+
+    def _create_account(self, cmd: CreateAccount) -> None:
+        if not _is_int(cmd.account_id) or not _is_int(cmd.owner_id):
+            return self._reject(cmd, R.field_type_invalid)
+        if not (1 <= cmd.account_id <= ID_MAX and 1 <= cmd.owner_id <= ID_MAX):
+            return self._reject(cmd, R.field_value_out_of_range)
+        if cmd.account_id in self.accounts:
+            return self._reject(cmd, R.account_exists)
+        if len(self.accounts) >= self.limits.accounts_max:
+            return self._reject(cmd, R.accounts_max_reached)
+        self.accounts[cmd.account_id] = Account(cmd.account_id, cmd.owner_id)
+        self._events.append(AccountCreated(cmd.account_id, cmd.owner_id))
+
+    def _amount_code(self, amount: Any) -> RejectCode | None:
+        if not _is_int(amount):
+            return R.field_type_invalid
+        if amount <= 0:
+            return R.amount_atoms_not_positive
+        if amount > self.limits.amount_atoms_max:
+            return R.amount_atoms_above_max
+        return None
+
+    def _account(self, account_id: Any) -> Account | RejectCode:
+        if not _is_int(account_id):
+            return R.field_type_invalid
+        account = self.accounts.get(account_id)
+        return R.account_unknown if account is None else account
+
+    def _deposit(self, cmd: Deposit) -> None:
+        account = self._account(cmd.account_id)
+        if not isinstance(account, Account):
+            return self._reject(cmd, account)
+        code = self._amount_code(cmd.amount_atoms)
+        if code is not None:
+            return self._reject(cmd, code)
+        account.balance_atoms += cmd.amount_atoms
+        self.deposits_total_atoms += cmd.amount_atoms
+        self._events.append(Deposited(account.account_id, cmd.amount_atoms, account.balance_atoms))
+
+    def _withdrawal_code(self, account: Account, amount: int) -> RejectCode | None:
+        """Cash may leave only if it is settled and not needed as initial margin (unrealized gains stay)."""
+        if amount > account.balance_atoms:
+            return R.balance_insufficient
+        after = free_collateral_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount)
+        if after < 0:  # also catches OVER_MAX_TIER
+            return R.withdrawal_exceeds_free_collateral
+        return None
+
+    def _withdraw(self, cmd: Withdraw) -> None:
+        account = self._account(cmd.account_id)
+        if not isinstance(account, Account):
+            return self._reject(cmd, account)
+        code = self._amount_code(cmd.amount_atoms) or self._withdrawal_code(account, cmd.amount_atoms)
+        if code is not None:
+            return self._reject(cmd, code)
+        account.balance_atoms -= cmd.amount_atoms
+        self.withdrawals_total_atoms += cmd.amount_atoms
+        self._events.append(Withdrawn(account.account_id, cmd.amount_atoms, account.balance_atoms))
+
+    def _transfer(self, cmd: Transfer) -> None:
+        src, dst = self._account(cmd.from_account_id), self._account(cmd.to_account_id)
+        if not isinstance(src, Account):
+            return self._reject(cmd, src)
+        if not isinstance(dst, Account):
+            return self._reject(cmd, dst)
+        if src is dst:
+            return self._reject(cmd, R.transfer_to_self)
+        if src.owner_id != dst.owner_id:
+            return self._reject(cmd, R.account_owner_mismatch)
+        code = self._amount_code(cmd.amount_atoms) or self._withdrawal_code(src, cmd.amount_atoms)
+        if code is not None:
+            return self._reject(cmd, code)
+        src.balance_atoms -= cmd.amount_atoms
+        dst.balance_atoms += cmd.amount_atoms
+        self._events.append(Transferred(src.account_id, dst.account_id, cmd.amount_atoms))
+
+    def _deposit_insurance_fund(self, cmd: DepositInsuranceFund) -> None:
+        code = self._amount_code(cmd.amount_atoms)
+        if code is not None:
+            return self._reject(cmd, code)
+        self.insurance_fund_atoms += cmd.amount_atoms
+        self.deposits_total_atoms += cmd.amount_atoms
+        self._events.append(InsuranceFundDeposited(cmd.amount_atoms, self.insurance_fund_atoms))
+
+    def _set_mark_price(self, cmd: SetMarkPrice) -> None:
+        if not _is_int(cmd.instrument_id) or not _is_int(cmd.price_ticks):
+            return self._reject(cmd, R.field_type_invalid)
+        spec = self.specs.get(cmd.instrument_id)
+        if spec is None:
+            return self._reject(cmd, R.instrument_unknown)
+        if cmd.price_ticks <= 0:
+            return self._reject(cmd, R.price_ticks_not_positive)
+        if cmd.price_ticks > spec.price_ticks_max:
+            return self._reject(cmd, R.price_ticks_above_max)
+        self.marks[cmd.instrument_id] = cmd.price_ticks
+        self._events.append(MarkPriceSet(cmd.instrument_id, cmd.price_ticks))
+
+    # ------------------------------------------------------------------ orders: validation
+
+    def _price_code(self, spec: InstrumentSpec, price: Any) -> RejectCode | None:
+        if not _is_int(price):
+            return R.field_type_invalid
+        if price <= 0:
+            return R.price_ticks_not_positive
+        if price > spec.price_ticks_max:
+            return R.price_ticks_above_max
+        return None
+
+    def _qty_code(self, spec: InstrumentSpec, qty: Any) -> RejectCode | None:
+        if not _is_int(qty):
+            return R.field_type_invalid
+        if qty < spec.min_order_lots:
+            return R.qty_lots_below_min
+        if qty > spec.max_order_lots:
+            return R.qty_lots_above_max
+        return None
+
+    def _validate_place(self, cmd: PlaceOrder) -> tuple[Account, InstrumentSpec] | RejectCode:
+        for value in (cmd.instrument_id, cmd.client_order_id, cmd.side, cmd.order_type, cmd.time_in_force,
+                      cmd.stp, cmd.expire_at_ns):
+            if not _is_int(value):
+                return R.field_type_invalid
+        if type(cmd.post_only) is not bool or type(cmd.reduce_only) is not bool:
+            return R.field_type_invalid
+        account = self._account(cmd.account_id)
+        if not isinstance(account, Account):
+            return account
+        spec = self.specs.get(cmd.instrument_id)
+        if spec is None:
+            return R.instrument_unknown
+        if not 1 <= cmd.client_order_id <= ID_MAX:
+            return R.field_value_out_of_range
+        if cmd.side not in (1, -1):
+            return R.side_invalid
+        if cmd.order_type not in (OrderType.LIMIT, OrderType.MARKET):
+            return R.order_type_invalid
+        if not 0 <= cmd.time_in_force <= 3:
+            return R.time_in_force_invalid
+        if not 0 <= cmd.stp <= 3:
+            return R.stp_mode_invalid
+        if cmd.order_type == OrderType.LIMIT:
+            code = self._price_code(spec, cmd.price_ticks)
+            if code is not None:
+                return code
+        elif not _is_int(cmd.price_ticks):
+            return R.field_type_invalid
+        elif cmd.post_only or cmd.time_in_force == TimeInForce.GTD:
+            return R.market_order_flags_invalid
+        code = self._qty_code(spec, cmd.qty_lots)
+        if code is not None:
+            return code
+        if cmd.time_in_force == TimeInForce.GTD:
+            if cmd.expire_at_ns <= self.now_ns:
+                return R.expire_at_ns_not_in_future
+        elif cmd.expire_at_ns != 0:
+            return R.expire_at_ns_without_gtd
+        if cmd.post_only and cmd.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+            return R.market_order_flags_invalid
+        if cmd.client_order_id in account.live_by_client or cmd.client_order_id in account.recent_client_set:
+            return R.client_order_id_duplicate
+        if len(account.orders) >= self.limits.orders_open_max:
+            return R.orders_open_max_reached
+        return account, spec
+
+    def _protection_price(self, spec: InstrumentSpec, side: int) -> int | None:
+        """Market order limit: best opposite price +/- market_protection_ppm (never an unbounded sweep)."""
+        book = self.books[spec.instrument_id]
+        if side > 0:
+            best = book.best_ask()
+            if best is None:
+                return None
+            return min(best * (PPM + spec.market_protection_ppm) // PPM, spec.price_ticks_max)
+        best = book.best_bid()
+        if best is None:
+            return None
+        return max(ceil_div(best * (PPM - spec.market_protection_ppm), PPM), 1)
+
+    def _reduce_only_room(self, account: Account, iid: int, side: int, exclude: Order | None = None) -> int:
+        """Lots a new reduce-only order on ``side`` may have: |position| on the closing side, minus the
+        account's other live reduce-only orders on that side."""
+        pos = account.positions.get(iid)
+        if pos is None or pos.size_lots == 0 or (pos.size_lots > 0) == (side > 0):
+            return 0
+        room = abs(pos.size_lots)
+        if pos.reduce_only_count:
+            for o in pos.orders.values():
+                if o.reduce_only and o.side == side and o is not exclude:
+                    room -= o.qty_lots
+        return room
+
+    def _margin_code(self, account: Account, add: tuple[int, int, int, int], drop: Order | None = None) -> RejectCode | None:
+        """Initial-margin check for a new or amended order (rules in :mod:`bastion.core.margin`).
+
+        An account already below initial margin (after a mark move) may still place an order that only
+        closes exposure (opposite side, within what its position and other closing orders leave) at a
+        price no further through the mark than the market-protection band: it can de-risk, never add.
+        """
+        after = free_collateral_atoms(account, self.specs, self.marks, add=add, drop=drop)
+        if after == OVER_MAX_TIER:
+            return R.position_notional_above_max_tier
+        if after >= 0:
+            return None
+        iid, side, price, qty = add
+        pos = account.positions.get(iid)
+        if pos is not None and pos.size_lots and (pos.size_lots > 0) != (side > 0):
+            closing = sum(o.qty_lots for o in pos.orders.values() if o.side == side and o is not drop)
+            mark = self.marks[iid]
+            band = mark * self.specs[iid].market_protection_ppm // PPM
+            within = price >= mark - band if side < 0 else price <= mark + band
+            if qty + closing <= abs(pos.size_lots) and within:
+                return None
+        return R.margin_initial_insufficient
+
+    # ------------------------------------------------------------------ orders: place
+
+    def _place(self, cmd: PlaceOrder) -> None:
+        checked = self._validate_place(cmd)
+        if not isinstance(checked, tuple):
+            return self._reject(cmd, checked)
+        account, spec = checked
+        iid = spec.instrument_id
+        book = self.books[iid]
+        side = cmd.side
+        qty = cmd.qty_lots
+        tif = cmd.time_in_force
+        price = cmd.price_ticks
+        if cmd.order_type == OrderType.MARKET:
+            protection = self._protection_price(spec, side)
+            if protection is None:
+                return self._reject(cmd, R.market_no_liquidity)
+            price = protection
+            if tif != TimeInForce.FOK:
+                tif = TimeInForce.IOC
+        if cmd.reduce_only:
+            room = self._reduce_only_room(account, iid, side)
+            if room <= 0:
+                return self._reject(cmd, R.reduce_only_would_increase)
+            qty = min(qty, room)
+        if cmd.post_only:
+            best = book.best_ask() if side > 0 else book.best_bid()
+            if best is not None and (price >= best if side > 0 else price <= best):
+                return self._reject(cmd, R.post_only_would_take)
+        code = self._margin_code(account, (iid, side, price, qty))
+        if code is not None:
+            return self._reject(cmd, code)
+        order = Order(self.next_order_id, account.account_id, iid, cmd.client_order_id, side, price, qty, tif,
+                      cmd.post_only, cmd.reduce_only, cmd.stp, cmd.expire_at_ns)
+        if tif == TimeInForce.FOK:
+            self._spec = spec
+            if book.fillable_lots(order, price, self.now_ns, self) < qty:
+                return self._reject(cmd, R.fok_not_fillable)
+        # ---- accepted: from here on, state changes.
+        self.next_order_id += 1
+        account.remember_client_id(cmd.client_order_id, self.limits.client_order_ids_remembered_max)
+        self._track(account, order)
+        self._events.append(OrderAccepted(order.order_id, account.account_id, iid, order.client_order_id, side,
+                                          price, qty, tif))
+        self._execute(order, spec)
+
+    def _execute(self, order: Order, spec: InstrumentSpec) -> None:
+        """Match a tracked order as taker, then rest or cancel what remains; resize touched reduce-only."""
+        book = self.books[spec.instrument_id]
+        self._spec = spec
+        if self._touched:
+            self._touched = []
+        # Fast path: nothing on the other side crosses, so the order rests untouched.
+        best = book.best_ask() if order.side > 0 else book.best_bid()
+        if best is None or (best > order.price_ticks if order.side > 0 else best < order.price_ticks):
+            stop = STOP_NONE
+        else:
+            stop = book.match(order, order.price_ticks, self.now_ns, self)
+        if order.qty_lots == 0:
+            if order.order_id in self.orders:
+                # Consumed by self-trade-prevention decrement, not by fills.
+                self._cancel_live(order, CancelReason.stp_decrement)
+        elif stop != STOP_NONE:
+            self._cancel_live(order, CancelReason(stop))
+        elif order.time_in_force == TimeInForce.IOC or order.time_in_force == TimeInForce.FOK:
+            assert order.time_in_force != TimeInForce.FOK, "FOK order matched only partially"
+            self._cancel_live(order, CancelReason.ioc_remainder)
+        else:
+            book.add(order)
+            if order.expire_at_ns:
+                self._expiry_add(order)
+        if self._touched:
+            self._resize_reduce_only()
+
+    # ------------------------------------------------------------------ order bookkeeping
+
+    def _position(self, account: Account, iid: int) -> Position:
+        pos = account.positions.get(iid)
+        if pos is None:
+            pos = Position()
+            account.positions[iid] = pos
+        return pos
+
+    def _track(self, account: Account, order: Order) -> None:
+        """Make ``order`` live: indexes and the account's open-order aggregates."""
+        self.orders[order.order_id] = order
+        account.orders[order.order_id] = order
+        account.live_by_client[order.client_order_id] = order
+        pos = self._position(account, order.instrument_id)
+        pos.orders[order.order_id] = order
+        if order.side > 0:
+            pos.open_buy_lots += order.qty_lots
+        else:
+            pos.open_sell_lots += order.qty_lots
+        if order.reduce_only:
+            pos.reduce_only_count += 1
+
+    def _untrack(self, account: Account, order: Order) -> None:
+        """Forget a live order (fully filled, or canceled: its ``qty_lots`` leaves the aggregates)."""
+        del self.orders[order.order_id]
+        del account.orders[order.order_id]
+        del account.live_by_client[order.client_order_id]
+        pos = account.positions[order.instrument_id]
+        del pos.orders[order.order_id]
+        if order.side > 0:
+            pos.open_buy_lots -= order.qty_lots
+        else:
+            pos.open_sell_lots -= order.qty_lots
+        if order.reduce_only:
+            pos.reduce_only_count -= 1
+        if order.expire_at_ns:
+            self._expiry_discard(order)
+        if pos.is_idle():
+            del account.positions[order.instrument_id]
+
+    def _cancel_live(self, order: Order, reason: CancelReason) -> None:
+        """Cancel a live order that is not resting (a taker's remainder) or was already unlinked."""
+        account = self.accounts[order.account_id]
+        self._events.append(OrderCanceled(order.order_id, order.account_id, reason, order.qty_lots))
+        self._untrack(account, order)
+
+    def _cancel_resting(self, order: Order, reason: CancelReason) -> None:
+        self.books[order.instrument_id].remove(order)
+        self._cancel_live(order, reason)
+
+    def _shrink_resting(self, account: Account, order: Order, new_qty: int, reason: CancelReason) -> None:
+        by = order.qty_lots - new_qty
+        self.books[order.instrument_id].reduce(order, new_qty)
+        pos = account.positions[order.instrument_id]
+        if order.side > 0:
+            pos.open_buy_lots -= by
+        else:
+            pos.open_sell_lots -= by
+        self._events.append(OrderReduced(order.order_id, order.account_id, reason, new_qty))
+
+    # ------------------------------------------------------------------ MatchContext callbacks
+
+    def on_trade(self, maker: Order, taker: Order, qty_lots: int, price_ticks: int) -> None:
+        """Settle one fill (book already reduced both orders): positions, PnL, fees, OI, events."""
+        spec = self._spec
+        assert spec is not None
+        iid = spec.instrument_id
+        k = spec.atoms_per_tick_lot
+        notional = price_ticks * qty_lots * k
+        maker_fee = spec.fee_atoms(notional, spec.maker_fee_ppm)
+        taker_fee = spec.fee_atoms(notional, spec.taker_fee_ppm)
+        m_acct = self.accounts[maker.account_id]
+        t_acct = self.accounts[taker.account_id]
+        m_pos = m_acct.positions[iid]
+        t_pos = t_acct.positions[iid]
+        oi_before = (m_pos.size_lots if m_pos.size_lots > 0 else 0) + (t_pos.size_lots if t_pos.size_lots > 0 else 0)
+        m_pnl = settle_fill(m_acct, m_pos, maker.side * qty_lots, price_ticks, k)
+        t_pnl = settle_fill(t_acct, t_pos, taker.side * qty_lots, price_ticks, k)
+        oi_after = (m_pos.size_lots if m_pos.size_lots > 0 else 0) + (t_pos.size_lots if t_pos.size_lots > 0 else 0)
+        self.open_interest_lots[iid] += oi_after - oi_before
+        m_acct.balance_atoms -= maker_fee
+        t_acct.balance_atoms -= taker_fee
+        self.fee_pool_atoms += maker_fee + taker_fee
+        if maker.side > 0:
+            m_pos.open_buy_lots -= qty_lots
+            t_pos.open_sell_lots -= qty_lots
+        else:
+            m_pos.open_sell_lots -= qty_lots
+            t_pos.open_buy_lots -= qty_lots
+        self.fills_made += 1
+        self._events.append(TradeExecuted(iid, price_ticks, qty_lots, taker.side, maker.order_id, taker.order_id,
+                                          maker.account_id, taker.account_id, maker_fee, taker_fee, m_pnl, t_pnl))
+        if maker.qty_lots == 0:
+            self._untrack(m_acct, maker)
+        if taker.qty_lots == 0:
+            self._untrack(t_acct, taker)
+        if m_pos.reduce_only_count:
+            self._touched.append((m_acct, iid))
+        if t_pos.reduce_only_count:
+            self._touched.append((t_acct, iid))
+
+    def on_maker_removed(self, maker: Order, reason: CancelReason) -> None:
+        """A maker left the book during matching (expired, STP, reduce-only)."""
+        self._cancel_live(maker, reason)
+
+    def on_maker_reduced(self, maker: Order, by_lots: int, reason: CancelReason) -> None:
+        """A maker shrank without a trade. For STP decrement the taker shrank by the same amount."""
+        account = self.accounts[maker.account_id]
+        pos = account.positions[maker.instrument_id]
+        if maker.side > 0:
+            pos.open_buy_lots -= by_lots
+        else:
+            pos.open_sell_lots -= by_lots
+        if reason == CancelReason.stp_decrement:
+            # Same account: the taker (opposite side) also lost by_lots.
+            if maker.side > 0:
+                pos.open_sell_lots -= by_lots
+            else:
+                pos.open_buy_lots -= by_lots
+        self._events.append(OrderReduced(maker.order_id, maker.account_id, reason, maker.qty_lots))
+        if maker.qty_lots == 0:
+            self._untrack(account, maker)
+
+    def reduce_only_cap(self, maker: Order) -> int:
+        """Lots a reduce-only maker may trade now: its account's position on the closing side."""
+        pos = self.accounts[maker.account_id].positions[maker.instrument_id]
+        size = pos.size_lots
+        if size == 0 or (size > 0) == (maker.side > 0):
+            return 0
+        return size if size > 0 else -size
+
+    # ------------------------------------------------------------------ reduce-only maintenance
+
+    def _resize_reduce_only(self) -> None:
+        """After fills: shrink (newest first) or cancel reduce-only orders so they can only reduce."""
+        seen: set[tuple[int, int]] = set()
+        for account, iid in self._touched:
+            key = (account.account_id, iid)
+            if key in seen:
+                continue
+            seen.add(key)
+            pos = account.positions.get(iid)
+            if pos is None or not pos.reduce_only_count:
+                continue
+            size = pos.size_lots
+            room = abs(size)
+            # Oldest keeps its size first, so the newest orders shrink or go first.
+            for order in [o for o in pos.orders.values() if o.reduce_only]:
+                if size == 0 or (size > 0) == (order.side > 0) or room == 0:
+                    self._cancel_resting(order, CancelReason.reduce_only_resized)
+                elif room < order.qty_lots:
+                    self._shrink_resting(account, order, room, CancelReason.reduce_only_resized)
+                    room = 0
+                else:
+                    room -= order.qty_lots
+        self._touched = []
+
+    # ------------------------------------------------------------------ cancel / amend / expire
+
+    def _find_order(self, account: Account, order_id: Any, client_order_id: Any) -> Order | RejectCode:
+        if not _is_int(order_id) or not _is_int(client_order_id):
+            return R.field_type_invalid
+        if order_id != 0:
+            order = account.orders.get(order_id)
+        else:
+            order = account.live_by_client.get(client_order_id)
+        return R.order_unknown if order is None else order
+
+    def _cancel(self, cmd: CancelOrder) -> None:
+        account = self.accounts.get(cmd.account_id) if type(cmd.account_id) is int else None
+        if account is None:
+            return self._reject(cmd, R.account_unknown if _is_int(cmd.account_id) else R.field_type_invalid)
+        order = self._find_order(account, cmd.order_id, cmd.client_order_id)
+        if not isinstance(order, Order):
+            return self._reject(cmd, order)
+        self._cancel_resting(order, CancelReason.user)
+
+    def _cancel_all(self, cmd: CancelAll) -> None:
+        account = self._account(cmd.account_id)
+        if not isinstance(account, Account):
+            return self._reject(cmd, account)
+        if not _is_int(cmd.instrument_id):
+            return self._reject(cmd, R.field_type_invalid)
+        if cmd.instrument_id != 0 and cmd.instrument_id not in self.specs:
+            return self._reject(cmd, R.instrument_unknown)
+        victims = [o for o in account.orders.values() if cmd.instrument_id in (0, o.instrument_id)]
+        for order in victims:
+            self._cancel_resting(order, CancelReason.cancel_all)
+
+    def _amend(self, cmd: AmendOrder) -> None:
+        account = self.accounts.get(cmd.account_id) if type(cmd.account_id) is int else None
+        if account is None:
+            return self._reject(cmd, R.account_unknown if _is_int(cmd.account_id) else R.field_type_invalid)
+        order = account.orders.get(cmd.order_id) if type(cmd.order_id) is int else None
+        if order is None:
+            return self._reject(cmd, R.order_unknown if _is_int(cmd.order_id) else R.field_type_invalid)
+        spec = self.specs[order.instrument_id]
+        price, qty = cmd.price_ticks, cmd.qty_lots
+        if not (type(price) is int and type(qty) is int and 0 < price <= spec.price_ticks_max
+                and spec.min_order_lots <= qty <= spec.max_order_lots):
+            code = self._price_code(spec, price) or self._qty_code(spec, qty)
+            assert code is not None
+            return self._reject(cmd, code)
+        side = order.side
+        if price == order.price_ticks:
+            if qty == order.qty_lots:
+                return self._reject(cmd, R.amend_no_change)
+            if qty < order.qty_lots:
+                self._shrink_in_place(account, order, qty)
+                return None
+        if order.reduce_only:
+            room = self._reduce_only_room(account, order.instrument_id, side, exclude=order)
+            if room <= 0:
+                return self._reject(cmd, R.reduce_only_would_increase)
+            qty = min(qty, room)
+        book = self.books[order.instrument_id]
+        if order.post_only:
+            best = book.best_ask() if side > 0 else book.best_bid()
+            if best is not None and (price >= best if side > 0 else price <= best):
+                return self._reject(cmd, R.post_only_would_take)
+        # An order moved away from the market without growing cannot raise the requirement (margin.py).
+        if qty > order.qty_lots or (price > order.price_ticks if side > 0 else price < order.price_ticks):
+            code = self._margin_code(account, (order.instrument_id, side, price, qty), drop=order)
+            if code is not None:
+                return self._reject(cmd, code)
+        # ---- accepted: re-enter with new price/size, losing priority.
+        book.remove(order)
+        pos = account.positions[order.instrument_id]
+        if side > 0:
+            pos.open_buy_lots += qty - order.qty_lots
+        else:
+            pos.open_sell_lots += qty - order.qty_lots
+        order.price_ticks = price
+        order.qty_lots = qty
+        self._events.append(OrderAmended(order.order_id, account.account_id, price, qty, False))
+        if order.expire_at_ns:
+            self._expiry_discard(order)
+        self._execute(order, spec)
+
+    def _shrink_in_place(self, account: Account, order: Order, qty: int) -> None:
+        by = order.qty_lots - qty
+        self.books[order.instrument_id].reduce(order, qty)
+        pos = account.positions[order.instrument_id]
+        if order.side > 0:
+            pos.open_buy_lots -= by
+        else:
+            pos.open_sell_lots -= by
+        self._events.append(OrderAmended(order.order_id, account.account_id, order.price_ticks, qty, True))
+
+    def _expiry_add(self, order: Order) -> None:
+        self.expiries.add((order.expire_at_ns, order.order_id))
+        self.next_expiry_ns = self.expiries[0][0]
+
+    def _expiry_discard(self, order: Order) -> None:
+        self.expiries.discard((order.expire_at_ns, order.order_id))
+        self.next_expiry_ns = self.expiries[0][0] if self.expiries else _NEVER
+
+    def _expire_due(self) -> None:
+        """Cancel resting GTD orders whose expiry passed (at most expiries_per_command_max per command;
+        any left are also skipped by matching, which never trades an expired order)."""
+        for _ in range(self.limits.expiries_per_command_max):
+            if not self.expiries or self.expiries[0][0] > self.now_ns:
+                return
+            _, order_id = self.expiries[0]
+            self._cancel_resting(self.orders[order_id], CancelReason.expired)
+
+    # ------------------------------------------------------------------ state: invariants, snapshot, hash
+
+    def check_invariants(self) -> None:
+        """Full O(state) check; raises :class:`InvariantViolation` naming the first broken invariant.
+
+        Conservation to the atom; long OI = short OI (= tracked OI); books never crossed at rest; every
+        live order indexed consistently and the open-order aggregates equal the sum of live orders.
+        """
+        net_cash = self.fee_pool_atoms + self.insurance_fund_atoms
+        net_size = dict.fromkeys(self.specs, 0)
+        long_oi = dict.fromkeys(self.specs, 0)
+        live = 0
+        for account in self.accounts.values():
+            net_cash += account.balance_atoms
+            for iid, pos in account.positions.items():
+                net_cash -= pos.cost_atoms
+                net_size[iid] += pos.size_lots
+                long_oi[iid] += max(pos.size_lots, 0)
+                if (pos.size_lots == 0) != (pos.cost_atoms == 0) or pos.size_lots * pos.cost_atoms < 0:
+                    raise InvariantViolation(f"account {account.account_id} position cost sign broken")
+                buy = sum(o.qty_lots for o in pos.orders.values() if o.side > 0)
+                sell = sum(o.qty_lots for o in pos.orders.values() if o.side < 0)
+                if (buy, sell) != (pos.open_buy_lots, pos.open_sell_lots):
+                    raise InvariantViolation(f"account {account.account_id} open-order aggregates drifted")
+                live += len(pos.orders)
+        if net_cash != self.deposits_total_atoms - self.withdrawals_total_atoms:
+            raise InvariantViolation(f"conservation broken at seq {self.seq}")
+        for iid in self.specs:
+            if net_size[iid] != 0 or long_oi[iid] != self.open_interest_lots[iid]:
+                raise InvariantViolation(f"open interest unbalanced on instrument {iid} at seq {self.seq}")
+            book = self.books[iid]
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is not None and ask is not None and bid >= ask:
+                raise InvariantViolation(f"book {iid} crossed at rest: {bid} >= {ask}")
+        resting = sum(len(b) for b in self.books.values())
+        if not (live == len(self.orders) == resting):
+            raise InvariantViolation(f"order indexes disagree: {live} / {len(self.orders)} / {resting}")
+
+    def canonical_state(self) -> list[Any]:
+        """The business state as plain data, in a canonical order (input of the state hash).
+
+        Sequence number and engine time are not part of it: they are covered by the journal's hash chain
+        and stored beside the state in snapshots. Derived indexes (order maps, aggregates, OI, expiry
+        index) are rebuilt from this on restore.
+        """
+        accounts = [
+            [a.account_id, a.owner_id, a.balance_atoms,
+             [[iid, p.size_lots, p.cost_atoms] for iid, p in sorted(a.positions.items()) if p.size_lots],
+             list(a.recent_client_ids)]
+            for a in sorted(self.accounts.values(), key=lambda a: a.account_id)
+        ]
+        books = [[iid, [o.canonical() for o in self.books[iid].orders_in_priority()]] for iid in sorted(self.books)]
+        return [
+            self._config_hash,
+            accounts,
+            books,
+            sorted(self.marks.items()),
+            self.next_order_id,
+            self.fee_pool_atoms,
+            self.insurance_fund_atoms,
+            self.deposits_total_atoms,
+            self.withdrawals_total_atoms,
+        ]
+
+    def state_hash(self) -> bytes:
+        """SHA-256 of the canonical msgpack encoding of :meth:`canonical_state` (32 bytes)."""
+        return hashlib.sha256(msgspec.msgpack.encode(self.canonical_state())).digest()
+
+    def snapshot(self) -> bytes:
+        """Canonical bytes of (seq, now_ns, state): what a snapshot file stores."""
+        return msgspec.msgpack.encode([self.seq, self.now_ns, self.canonical_state()])
+
+    @classmethod
+    def restore(cls, config: VenueConfig, data: bytes, book_factory: BookFactory = FastBook,
+                check_invariants: bool = False) -> Engine:
+        """Rebuild an engine from :meth:`snapshot` bytes.
+
+        Raises:
+            ValueError: the snapshot belongs to another venue configuration or is malformed.
+        """
+        seq, now_ns, state = msgspec.msgpack.decode(data)
+        engine = cls(config, book_factory, check_invariants)
+        (config_hash, accounts, books, marks, next_id, fee_pool, insurance, deposits, withdrawals) = state
+        if bytes(config_hash) != engine._config_hash:
+            raise ValueError("snapshot was taken under a different venue configuration")
+        engine.seq, engine.now_ns = seq, now_ns
+        for account_id, owner_id, balance, positions, recent in accounts:
+            account = Account(account_id, owner_id)
+            account.balance_atoms = balance
+            for iid, size, cost in positions:
+                pos = engine._position(account, iid)
+                pos.size_lots, pos.cost_atoms = size, cost
+                engine.open_interest_lots[iid] += max(size, 0)
+            for client_id in recent:
+                account.remember_client_id(client_id, config.limits.client_order_ids_remembered_max)
+            engine.accounts[account_id] = account
+        for iid, orders in books:
+            for (oid, aid, oiid, cid, side, price, qty, tif, post, ro, stp, exp) in orders:
+                order = Order(oid, aid, oiid, cid, side, price, qty, tif, bool(post), bool(ro), stp, exp)
+                engine._track(engine.accounts[aid], order)
+                engine.books[iid].add(order)
+                if exp:
+                    engine._expiry_add(order)
+        engine.marks = {iid: price for iid, price in marks}
+        engine.next_order_id = next_id
+        engine.fee_pool_atoms, engine.insurance_fund_atoms = fee_pool, insurance
+        engine.deposits_total_atoms, engine.withdrawals_total_atoms = deposits, withdrawals
+        engine.check_invariants()
+        return engine

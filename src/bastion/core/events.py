@@ -1,0 +1,156 @@
+"""Events: past-tense facts the engine emits, in a deterministic order, for every command.
+
+The events of one command, tagged with its sequence number, are the output log (and the leaves of the
+Merkle transparency log). Encoded as tagged msgspec structs; :func:`encode_event` is canonical.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "AccountCreated",
+    "CommandRejected",
+    "Deposited",
+    "Event",
+    "InsuranceFundDeposited",
+    "MarkPriceSet",
+    "OrderAccepted",
+    "OrderAmended",
+    "OrderCanceled",
+    "OrderReduced",
+    "TradeExecuted",
+    "Transferred",
+    "Withdrawn",
+    "encode_event",
+    "decode_event",
+]
+
+_opts = {"tag_field": "type", "frozen": True, "array_like": True, "gc": False}
+
+
+class AccountCreated(msgspec.Struct, tag="account_created", **_opts):  # type: ignore[call-arg]
+    account_id: int
+    owner_id: int
+
+
+class Deposited(msgspec.Struct, tag="deposited", **_opts):  # type: ignore[call-arg]
+    account_id: int
+    amount_atoms: int
+    balance_atoms: int
+
+
+class Withdrawn(msgspec.Struct, tag="withdrawn", **_opts):  # type: ignore[call-arg]
+    account_id: int
+    amount_atoms: int
+    balance_atoms: int
+
+
+class Transferred(msgspec.Struct, tag="transferred", **_opts):  # type: ignore[call-arg]
+    from_account_id: int
+    to_account_id: int
+    amount_atoms: int
+
+
+class InsuranceFundDeposited(msgspec.Struct, tag="insurance_fund_deposited", **_opts):  # type: ignore[call-arg]
+    amount_atoms: int
+    insurance_fund_atoms: int
+
+
+class CommandRejected(msgspec.Struct, tag="command_rejected", **_opts):  # type: ignore[call-arg]
+    """A command was refused with ``code`` (a :class:`~bastion.core.rejects.RejectCode`); state unchanged."""
+
+    command_type: str
+    account_id: int
+    client_order_id: int
+    code: int
+
+
+class OrderAccepted(msgspec.Struct, tag="order_accepted", **_opts):  # type: ignore[call-arg]
+    """An order passed validation and margin; ``price_ticks`` is the effective limit (market: protection)."""
+
+    order_id: int
+    account_id: int
+    instrument_id: int
+    client_order_id: int
+    side: int
+    price_ticks: int
+    qty_lots: int
+    time_in_force: int
+
+
+class TradeExecuted(msgspec.Struct, tag="trade_executed", **_opts):  # type: ignore[call-arg]
+    """A fill at the maker's price. Fees are positive when paid, negative for rebates."""
+
+    instrument_id: int
+    price_ticks: int
+    qty_lots: int
+    taker_side: int
+    maker_order_id: int
+    taker_order_id: int
+    maker_account_id: int
+    taker_account_id: int
+    maker_fee_atoms: int
+    taker_fee_atoms: int
+    maker_realized_pnl_atoms: int
+    taker_realized_pnl_atoms: int
+
+
+class OrderCanceled(msgspec.Struct, tag="order_canceled", **_opts):  # type: ignore[call-arg]
+    """An order (or a taker's unrested remainder) left; ``qty_lots`` is what was canceled."""
+
+    order_id: int
+    account_id: int
+    reason: int
+    qty_lots: int
+
+
+class OrderReduced(msgspec.Struct, tag="order_reduced", **_opts):  # type: ignore[call-arg]
+    """A resting order shrank without a fill (STP decrement, reduce-only resize); priority kept."""
+
+    order_id: int
+    account_id: int
+    reason: int
+    qty_lots: int
+
+
+class OrderAmended(msgspec.Struct, tag="order_amended", **_opts):  # type: ignore[call-arg]
+    order_id: int
+    account_id: int
+    price_ticks: int
+    qty_lots: int
+    priority_kept: bool
+
+
+class MarkPriceSet(msgspec.Struct, tag="mark_price_set", **_opts):  # type: ignore[call-arg]
+    instrument_id: int
+    price_ticks: int
+
+
+Event = (
+    AccountCreated
+    | Deposited
+    | Withdrawn
+    | Transferred
+    | InsuranceFundDeposited
+    | CommandRejected
+    | OrderAccepted
+    | TradeExecuted
+    | OrderCanceled
+    | OrderReduced
+    | OrderAmended
+    | MarkPriceSet
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Event)
+
+
+def encode_event(event: Event) -> bytes:
+    """Canonical msgpack bytes of one event."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> Event:
+    """Inverse of :func:`encode_event`. Raises msgspec.DecodeError / ValidationError on bad bytes."""
+    return _decoder.decode(data)

@@ -1,0 +1,359 @@
+"""Instrument specifications and the venue configuration (TOML), validated at load.
+
+A venue config file looks like::
+
+    [venue]
+    name = "bastion-dev"
+    settlement_asset = "USDC"
+    atom_decimals = 6              # 1 atom = 1e-6 USDC
+
+    [limits]
+    orders_open_max = 200          # resting orders per account
+    levels_walked_max = 64         # price levels one taker may walk
+    fills_per_command_max = 256    # maker fills one command may produce
+
+    [[instrument]]
+    instrument_id = 1
+    symbol = "BTC-USD-PERP"
+    kind = "perpetual"
+    tick_size = "0.1"              # quote currency per tick
+    lot_size = "0.001"             # base units per lot
+    contract_multiplier = "1"
+    reference_price = "60000"      # initial mark price until the oracle sets one
+    min_order_lots = 1
+    max_order_lots = 1000000
+    price_ticks_max = 100000000
+    market_protection_ppm = 50000  # market orders become limits at best +/- 5 %
+    maker_fee_ppm = -100           # negative = rebate
+    taker_fee_ppm = 500
+    margin_tiers = [               # notional_max in settlement units; ppm fractions
+      { notional_max = "1000000", imf_ppm = 20000, mmf_ppm = 10000 },
+      { notional_max = "5000000", imf_ppm = 50000, mmf_ppm = 25000 },
+    ]
+
+Margin tiers follow the Binance USD-M "notional bracket" scheme: a position's whole notional is charged
+the rate of the bracket it falls in, minus a cumulative deduction ("maintenance amount") that makes the
+requirement continuous across bracket boundaries (Binance, "Leverage and Margin of USDⓈ-M Futures";
+see shared/reference/risk-engines.md §2.5). Deductions are kept in atom*ppm so they are exact.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from bastion.core.units import PPM, GridError, ceil_div, decimal_to_grid, parse_decimal
+
+__all__ = [
+    "ConfigError",
+    "InstrumentKind",
+    "InstrumentSpec",
+    "MarginTier",
+    "VenueConfig",
+    "VenueLimits",
+    "load_venue_config",
+    "venue_config_from_dict",
+]
+
+
+class ConfigError(ValueError):
+    """The venue configuration is malformed or inconsistent; the message names the field."""
+
+
+class InstrumentKind(IntEnum):
+    """What kind of contract an instrument is. Only perpetuals trade today; the rest are reserved."""
+
+    PERPETUAL = 1
+    DATED_FUTURE = 2
+    OPTION = 3
+
+
+@dataclass(frozen=True, slots=True)
+class MarginTier:
+    """One notional bracket.
+
+    Attributes:
+        notional_max_atoms: upper bound (inclusive) of position notional in this bracket, atoms.
+        imf_ppm: initial-margin fraction, ppm of notional.
+        mmf_ppm: maintenance-margin fraction, ppm of notional (``<= imf_ppm``).
+        im_deduction_atom_ppm: cumulative deduction for continuity, in atoms*ppm.
+        mm_deduction_atom_ppm: same, for maintenance.
+    """
+
+    notional_max_atoms: int
+    imf_ppm: int
+    mmf_ppm: int
+    im_deduction_atom_ppm: int
+    mm_deduction_atom_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """A tradable contract; all numbers integers on the instrument's grid.
+
+    ``atoms_per_tick_lot`` is the settlement-asset value, in atoms, of one lot at a price of one tick
+    (tick_size * lot_size * contract_multiplier * 10**atom_decimals); it must be a positive integer, so
+    notional_atoms = price_ticks * qty_lots * atoms_per_tick_lot is exact.
+    """
+
+    instrument_id: int
+    symbol: str
+    kind: InstrumentKind
+    tick_size: Decimal
+    lot_size: Decimal
+    contract_multiplier: Decimal
+    atoms_per_tick_lot: int
+    reference_price_ticks: int
+    min_order_lots: int
+    max_order_lots: int
+    price_ticks_max: int
+    market_protection_ppm: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    margin_tiers: tuple[MarginTier, ...]
+
+    def notional_atoms(self, price_ticks: int, qty_lots: int) -> int:
+        """Notional value in atoms of ``qty_lots`` at ``price_ticks`` (both non-negative)."""
+        return price_ticks * qty_lots * self.atoms_per_tick_lot
+
+    def tier_for(self, notional_atoms: int) -> MarginTier | None:
+        """The bracket holding ``notional_atoms``, or None above the last bracket."""
+        for tier in self.margin_tiers:
+            if notional_atoms <= tier.notional_max_atoms:
+                return tier
+        return None
+
+    def initial_margin_atoms(self, notional_atoms: int) -> int:
+        """Initial margin for a position of ``notional_atoms`` (rounded up, in the venue's favour).
+
+        Raises:
+            ValueError: notional above the last bracket (callers reject such orders first).
+        """
+        tier = self.tier_for(notional_atoms)
+        if tier is None:
+            raise ValueError("notional above the last margin tier")
+        return ceil_div(notional_atoms * tier.imf_ppm - tier.im_deduction_atom_ppm, PPM)
+
+    def maintenance_margin_atoms(self, notional_atoms: int) -> int:
+        """Maintenance margin for a position of ``notional_atoms`` (rounded up).
+
+        Source: Binance USD-M, maintenance margin = notional * mmr - maintenance amount.
+        """
+        tier = self.tier_for(notional_atoms)
+        if tier is None:
+            tier = self.margin_tiers[-1]
+        return ceil_div(notional_atoms * tier.mmf_ppm - tier.mm_deduction_atom_ppm, PPM)
+
+    @property
+    def notional_max_atoms(self) -> int:
+        """Largest position notional any bracket admits."""
+        return self.margin_tiers[-1].notional_max_atoms
+
+    def fee_atoms(self, notional_atoms: int, fee_ppm: int) -> int:
+        """Fee on a fill: positive fees round up, rebates (negative) round toward zero.
+
+        Both roundings favour the venue, so the fee pool never pays out more than it takes.
+        """
+        if fee_ppm >= 0:
+            return ceil_div(notional_atoms * fee_ppm, PPM)
+        return -((notional_atoms * -fee_ppm) // PPM)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueLimits:
+    """Named bounds on per-command work (TigerBeetle style: every loop has a limit)."""
+
+    orders_open_max: int = 200
+    levels_walked_max: int = 64
+    fills_per_command_max: int = 256
+    client_order_ids_remembered_max: int = 4096
+    expiries_per_command_max: int = 64
+    accounts_max: int = 10_000_000
+    amount_atoms_max: int = 10**18
+
+
+@dataclass(frozen=True, slots=True)
+class VenueConfig:
+    """The whole venue: settlement asset, limits, instruments by id."""
+
+    name: str
+    settlement_asset: str
+    atom_decimals: int
+    limits: VenueLimits
+    instruments: dict[int, InstrumentSpec]
+
+    def canonical(self) -> list[Any]:
+        """A plain-data form used in state snapshots and the state hash."""
+        return [
+            self.name,
+            self.settlement_asset,
+            self.atom_decimals,
+            [getattr(self.limits, f) for f in self.limits.__slots__],
+            [
+                [
+                    s.instrument_id, s.symbol, int(s.kind), str(s.tick_size), str(s.lot_size),
+                    str(s.contract_multiplier), s.atoms_per_tick_lot, s.reference_price_ticks,
+                    s.min_order_lots, s.max_order_lots, s.price_ticks_max, s.market_protection_ppm,
+                    s.maker_fee_ppm, s.taker_fee_ppm,
+                    [[t.notional_max_atoms, t.imf_ppm, t.mmf_ppm] for t in s.margin_tiers],
+                ]
+                for s in sorted(self.instruments.values(), key=lambda s: s.instrument_id)
+            ],
+        ]
+
+
+def _int_field(table: dict[str, Any], key: str, where: str, *, lo: int, hi: int, default: int | None = None) -> int:
+    value = table.get(key, default)
+    if type(value) is not int:
+        raise ConfigError(f"{where}.{key}: expected an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{where}.{key}: {value} outside [{lo}, {hi}]")
+    return value
+
+
+def _dec_field(table: dict[str, Any], key: str, where: str, default: str | None = None) -> Decimal:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}.{key}: expected a decimal string, got {value!r}")
+    try:
+        dec = parse_decimal(value)
+    except GridError as exc:
+        raise ConfigError(f"{where}.{key}: {exc}") from exc
+    if dec <= 0:
+        raise ConfigError(f"{where}.{key}: must be positive")
+    return dec
+
+
+def _margin_tiers(raw: Any, where: str, atom_decimals: int) -> tuple[MarginTier, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}.margin_tiers: need a non-empty list")
+    tiers: list[MarginTier] = []
+    prev_cap, prev_imf, prev_mmf, im_ded, mm_ded = 0, 0, 0, 0, 0
+    atom = Decimal(1).scaleb(-atom_decimals)
+    for i, entry in enumerate(raw):
+        at = f"{where}.margin_tiers[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{at}: expected a table")
+        try:
+            cap = decimal_to_grid(_dec_field(entry, "notional_max", at), atom)
+        except GridError as exc:
+            raise ConfigError(f"{at}.notional_max: {exc}") from exc
+        imf = _int_field(entry, "imf_ppm", at, lo=1, hi=PPM)
+        mmf = _int_field(entry, "mmf_ppm", at, lo=1, hi=PPM)
+        if mmf > imf:
+            raise ConfigError(f"{at}: mmf_ppm {mmf} exceeds imf_ppm {imf}")
+        if cap <= prev_cap or imf < prev_imf or mmf < prev_mmf:
+            raise ConfigError(f"{at}: tiers must increase in notional_max and never lower a rate")
+        # Continuity at the lower boundary prev_cap: cum_k = cum_{k-1} + prev_cap * (rate_k - rate_{k-1}).
+        im_ded += prev_cap * (imf - prev_imf)
+        mm_ded += prev_cap * (mmf - prev_mmf)
+        tiers.append(MarginTier(cap, imf, mmf, im_ded, mm_ded))
+        prev_cap, prev_imf, prev_mmf = cap, imf, mmf
+    return tuple(tiers)
+
+
+def _instrument(raw: dict[str, Any], index: int, atom_decimals: int) -> InstrumentSpec:
+    where = f"instrument[{index}]"
+    iid = _int_field(raw, "instrument_id", where, lo=1, hi=2**31 - 1)
+    symbol = raw.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise ConfigError(f"{where}.symbol: expected a non-empty string")
+    kind_name = raw.get("kind", "perpetual")
+    if kind_name != "perpetual":
+        raise ConfigError(f"{where}.kind: only 'perpetual' trades in this version, got {kind_name!r}")
+    tick, lot = _dec_field(raw, "tick_size", where), _dec_field(raw, "lot_size", where)
+    mult = _dec_field(raw, "contract_multiplier", where, "1")
+    per = tick * lot * mult * Decimal(10) ** atom_decimals
+    if per != per.to_integral_value() or per < 1:
+        raise ConfigError(
+            f"{where}: tick_size*lot_size*multiplier = {tick * lot * mult} is not a whole number of atoms"
+        )
+    price_max = _int_field(raw, "price_ticks_max", where, lo=1, hi=10**15, default=10**12)
+    try:
+        ref = decimal_to_grid(_dec_field(raw, "reference_price", where), tick)
+    except GridError as exc:
+        raise ConfigError(f"{where}.reference_price: {exc}") from exc
+    if ref > price_max:
+        raise ConfigError(f"{where}.reference_price above price_ticks_max")
+    min_lots = _int_field(raw, "min_order_lots", where, lo=1, hi=10**15, default=1)
+    max_lots = _int_field(raw, "max_order_lots", where, lo=min_lots, hi=10**15, default=10**9)
+    maker = _int_field(raw, "maker_fee_ppm", where, lo=-PPM // 10, hi=PPM // 10, default=0)
+    taker = _int_field(raw, "taker_fee_ppm", where, lo=0, hi=PPM // 10, default=0)
+    if maker < 0 and -maker > taker:
+        raise ConfigError(f"{where}: maker rebate {-maker} ppm exceeds taker fee {taker} ppm")
+    return InstrumentSpec(
+        instrument_id=iid,
+        symbol=symbol,
+        kind=InstrumentKind.PERPETUAL,
+        tick_size=tick,
+        lot_size=lot,
+        contract_multiplier=mult,
+        atoms_per_tick_lot=int(per),
+        reference_price_ticks=ref,
+        min_order_lots=min_lots,
+        max_order_lots=max_lots,
+        price_ticks_max=price_max,
+        market_protection_ppm=_int_field(raw, "market_protection_ppm", where, lo=1, hi=PPM // 2, default=50_000),
+        maker_fee_ppm=maker,
+        taker_fee_ppm=taker,
+        margin_tiers=_margin_tiers(raw.get("margin_tiers"), where, atom_decimals),
+    )
+
+
+def venue_config_from_dict(raw: dict[str, Any]) -> VenueConfig:
+    """Validate a parsed venue config (the TOML shape in the module docstring).
+
+    Raises:
+        ConfigError: any field missing, mistyped, out of range, off-grid or inconsistent.
+    """
+    venue = raw.get("venue", {})
+    if not isinstance(venue, dict):
+        raise ConfigError("venue: expected a table")
+    atom_decimals = _int_field(venue, "atom_decimals", "venue", lo=0, hi=18, default=6)
+    lim_raw = raw.get("limits", {})
+    defaults = VenueLimits()
+    limits = VenueLimits(
+        **{
+            f: _int_field(lim_raw, f, "limits", lo=1, hi=10**18, default=getattr(defaults, f))
+            for f in VenueLimits.__slots__
+        }
+    )
+    extra = set(lim_raw) - set(VenueLimits.__slots__)
+    if extra:
+        raise ConfigError(f"limits: unknown keys {sorted(extra)}")
+    raw_instruments = raw.get("instrument", [])
+    if not isinstance(raw_instruments, list) or not raw_instruments:
+        raise ConfigError("instrument: need at least one [[instrument]] table")
+    instruments: dict[int, InstrumentSpec] = {}
+    for i, entry in enumerate(raw_instruments):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"instrument[{i}]: expected a table")
+        spec = _instrument(entry, i, atom_decimals)
+        if spec.instrument_id in instruments:
+            raise ConfigError(f"instrument[{i}]: duplicate instrument_id {spec.instrument_id}")
+        instruments[spec.instrument_id] = spec
+    symbols = [s.symbol for s in instruments.values()]
+    if len(set(symbols)) != len(symbols):
+        raise ConfigError("instrument: duplicate symbols")
+    name = venue.get("name", "bastion")
+    asset = venue.get("settlement_asset", "USDC")
+    if not isinstance(name, str) or not isinstance(asset, str):
+        raise ConfigError("venue.name and venue.settlement_asset must be strings")
+    return VenueConfig(name, asset, atom_decimals, limits, instruments)
+
+
+def load_venue_config(path: str | Path) -> VenueConfig:
+    """Load and validate a venue config TOML file.
+
+    Raises:
+        ConfigError: unreadable TOML or any validation failure (message names the field).
+    """
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return venue_config_from_dict(raw)

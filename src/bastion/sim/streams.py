@@ -1,0 +1,248 @@
+"""Seeded command streams for benchmarks, soak runs and differential tests (shell code: uses ``random``).
+
+* :func:`exchange_core_mix` — the exchange-core benchmark shape: ~9% GTC, 3% IOC, 6% cancel and 82%
+  amend/move over ~1,000 resting orders and 1,000 accounts (exchange-core's "TestOrdersGenerator").
+* :func:`chaos_commands` — every command type, valid and invalid, with all order flags, STP modes,
+  reduce-only, GTD expiry, mark-price moves, withdrawals: the input of the differential tests.
+
+Both need to know which orders are live, so they watch the engine's events through an
+:class:`OrderTracker`; the resulting command list is then replayable on any engine.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+from bastion.core.commands import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    CreateAccount,
+    Deposit,
+    DepositInsuranceFund,
+    Heartbeat,
+    PlaceOrder,
+    Sequenced,
+    SetMarkPrice,
+    Transfer,
+    Withdraw,
+)
+from bastion.core.engine import Engine
+from bastion.core.events import Event, OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, TradeExecuted
+from bastion.core.instruments import VenueConfig
+
+__all__ = ["OrderTracker", "chaos_commands", "exchange_core_mix", "sequenced"]
+
+
+@dataclass
+class OrderTracker:
+    """Live orders as seen from the event stream: order_id -> [account_id, side, price_ticks, qty_lots]."""
+
+    live: dict[int, list[int]] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+
+    def observe(self, events: list[Event]) -> None:
+        for ev in events:
+            if type(ev) is OrderAccepted:
+                self.live[ev.order_id] = [ev.account_id, ev.side, ev.price_ticks, ev.qty_lots, ev.instrument_id]
+                self.ids.append(ev.order_id)
+            elif type(ev) is TradeExecuted:
+                for oid in (ev.maker_order_id, ev.taker_order_id):
+                    rec = self.live.get(oid)
+                    if rec is not None:
+                        rec[3] -= ev.qty_lots
+                        if rec[3] <= 0:
+                            del self.live[oid]
+            elif type(ev) is OrderCanceled:
+                self.live.pop(ev.order_id, None)
+            elif type(ev) is OrderReduced:
+                rec = self.live.get(ev.order_id)
+                if rec is not None:
+                    rec[3] = ev.qty_lots
+                    if ev.qty_lots <= 0:
+                        del self.live[ev.order_id]
+            elif type(ev) is OrderAmended:
+                rec = self.live.get(ev.order_id)
+                if rec is not None:
+                    rec[2], rec[3] = ev.price_ticks, ev.qty_lots
+
+    def pick(self, rng: random.Random) -> int | None:
+        """A uniformly random live order id (compacts the id list lazily)."""
+        for _ in range(8):
+            if not self.ids:
+                return None
+            i = rng.randrange(len(self.ids))
+            oid = self.ids[i]
+            if oid in self.live:
+                return oid
+            self.ids[i] = self.ids[-1]
+            self.ids.pop()
+        self.ids = list(self.live)
+        return rng.choice(self.ids) if self.ids else None
+
+
+def sequenced(commands: list[Command], start_seq: int = 1, start_ns: int = 1_000_000_000,
+              step_ns: int = 1_000) -> list[Sequenced]:
+    """Stamp commands as a sequencer would: consecutive seq, time advancing by ``step_ns``."""
+    return [Sequenced(start_seq + i, start_ns + i * step_ns, c) for i, c in enumerate(commands)]
+
+
+def _setup(accounts: int, deposit_atoms: int) -> list[Command]:
+    cmds: list[Command] = []
+    for a in range(1, accounts + 1):
+        cmds.append(CreateAccount(a, a))
+        cmds.append(Deposit(a, deposit_atoms))
+    return cmds
+
+
+def exchange_core_mix(config: VenueConfig, seed: int, n: int, accounts: int = 1_000, resting: int = 1_000,
+                      instrument_id: int = 1) -> tuple[list[Sequenced], list[Sequenced]]:
+    """Generate the exchange-core-like mix on one instrument.
+
+    Returns:
+        (setup, body): the account-creation/deposit/book-building prefix and ``n`` mix commands, both
+        stamped; apply setup then body to a fresh engine.
+    """
+    rng = random.Random(seed)
+    spec = config.instruments[instrument_id]
+    mid = spec.reference_price_ticks
+    engine = Engine(config)
+    tracker = OrderTracker()
+    setup = sequenced(_setup(accounts, 10**14))
+    for item in setup:
+        engine.apply(item)
+    out: list[Sequenced] = []
+    seq, ts = len(setup), 1_000_000_000 + len(setup) * 1_000
+    client_ids = [0] * (accounts + 1)
+
+    def emit(cmd: Command) -> None:
+        nonlocal seq, ts
+        seq += 1
+        ts += 1_000
+        item = Sequenced(seq, ts, cmd)
+        tracker.observe(engine.apply(item))
+        out.append(item)
+
+    def place(tif: int, aggressive: bool) -> PlaceOrder:
+        a = rng.randint(1, accounts)
+        client_ids[a] += 1
+        side = 1 if rng.random() < 0.5 else -1
+        offset = rng.randint(1, 40)
+        price = mid - side * offset if not aggressive else mid + side * rng.randint(0, 20)
+        return PlaceOrder(a, instrument_id, client_ids[a], side, price, rng.randint(1, 20), time_in_force=tif)
+
+    while len(tracker.live) < resting:  # build the resting book first (part of setup)
+        emit(place(0, False))
+    setup = setup + out
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        mid += rng.choice((-1, 0, 0, 1)) if abs(mid - spec.reference_price_ticks) < 20 else (1 if mid < spec.reference_price_ticks else -1)
+        if r < 0.09 or len(tracker.live) < resting // 2:
+            emit(place(0, False))
+        elif r < 0.12:
+            emit(place(1, True))
+        else:
+            oid = tracker.pick(rng)
+            if oid is None:
+                emit(place(0, False))
+                continue
+            acct, side, price, qty, _ = tracker.live[oid]
+            if r < 0.18:
+                emit(CancelOrder(acct, oid))
+            else:
+                new_price = mid - side * rng.randint(1, 40)
+                if new_price == price:
+                    new_price -= side
+                emit(AmendOrder(acct, oid, new_price, qty))
+    return setup, out
+
+
+_BAD_INTS = ("x", 1.5, None, True, -1, 0, 2**70)
+
+
+def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12) -> Generator[Sequenced, list[Event] | None, None]:
+    """A random stream of every command type, valid and invalid, for differential and property tests.
+
+    A generator of stamped commands that adapts to the engine: after receiving an item, the caller
+    applies it and sends back its events with ``gen.send(events)`` (the next item is returned). ``n``
+    bounds the length after the account setup.
+    """
+    rng = random.Random(seed)
+    iids = sorted(config.instruments)
+    tracker = OrderTracker()
+    mids = {i: config.instruments[i].reference_price_ticks for i in iids}
+    seq, now = 0, 1_000_000_000
+    setup: list[Command] = []
+    for a in range(1, accounts + 1):
+        setup += [CreateAccount(a, (a + 1) // 2), Deposit(a, rng.choice((10**9, 10**10, 10**11)))]
+    setup.append(DepositInsuranceFund(10**9))
+    for cmd in setup:
+        seq += 1
+        now += 1_000
+        tracker.observe((yield Sequenced(seq, now, cmd)) or [])
+    for client in range(1, n + 1):
+        seq += 1
+        now += rng.choice((0, 1_000, 1_000, 50_000))
+        iid = rng.choice(iids)
+        mid = mids[iid]
+        acct = rng.randint(1, accounts + 1)  # accounts + 1 does not exist
+        r = rng.random()
+        cmd: Command
+        if r < 0.45:
+            tif = rng.choice((0, 0, 0, 1, 2, 3))
+            expire = now + rng.randint(-2, 60) * 1_000 if tif == 3 else (5 if rng.random() < 0.01 else 0)
+            cmd = PlaceOrder(
+                acct, iid if rng.random() > 0.01 else 99, client if rng.random() > 0.03 else max(1, client - 3),
+                rng.choice((1, -1)), max(1, mid + rng.randint(-30, 30)), rng.choice((1, 2, 3, 5, 10, 50, 200, 5000)),
+                order_type=1 if rng.random() < 0.07 else 0, time_in_force=tif, post_only=rng.random() < 0.1,
+                reduce_only=rng.random() < 0.1, stp=rng.randint(0, 3), expire_at_ns=expire,
+            )
+        elif r < 0.62:
+            oid = tracker.pick(rng)
+            if oid is None:
+                cmd = Heartbeat()
+            else:
+                a, _, price, qty, oiid = tracker.live[oid]
+                new_price = max(1, mids[oiid] + rng.randint(-30, 30)) if rng.random() < 0.7 else price
+                cmd = AmendOrder(a, oid, new_price, max(1, qty + rng.randint(-3, 3)))
+        elif r < 0.74:
+            oid = tracker.pick(rng)
+            owner = tracker.live[oid][0] if oid is not None and rng.random() > 0.05 else acct
+            cmd = CancelOrder(owner, oid if oid is not None else 12345)
+        elif r < 0.76:
+            cmd = CancelAll(acct, rng.choice([0, *iids]))
+        elif r < 0.83:
+            mids[iid] = max(10, mid + rng.randint(-50, 50))
+            cmd = SetMarkPrice(iid, mids[iid])
+        elif r < 0.87:
+            cmd = Withdraw(acct, rng.choice((1, 10**6, 10**8, 10**10)))
+        elif r < 0.89:
+            cmd = Transfer(acct, rng.randint(1, accounts), rng.choice((1, 10**7, 10**9)))
+        elif r < 0.91:
+            cmd = Deposit(acct, rng.choice((10**6, 10**9)))
+        elif r < 0.95:
+            cmd = Heartbeat()
+        else:
+            cmd = _malformed(rng, acct, iid, client, config.instruments[iid].price_ticks_max)
+        tracker.observe((yield Sequenced(seq, now, cmd)) or [])
+
+
+def _malformed(rng: random.Random, acct: int, iid: int, client: int, price_max: int) -> Command:
+    """A structurally valid command with one bad field (wrong type, sign, size or reference)."""
+    bad = rng.choice(_BAD_INTS + (price_max + 1,))
+    kind = rng.randrange(6)
+    if kind == 0:
+        return PlaceOrder(acct, iid, client, 1, bad, 1)  # type: ignore[arg-type]
+    if kind == 1:
+        return PlaceOrder(acct, iid, client, 1, 100, bad)  # type: ignore[arg-type]
+    if kind == 2:
+        return PlaceOrder(acct, iid, client, bad, 100, 1)  # type: ignore[arg-type]
+    if kind == 3:
+        return Deposit(acct, bad)  # type: ignore[arg-type]
+    if kind == 4:
+        return AmendOrder(acct, bad, 100, 1)  # type: ignore[arg-type]
+    return SetMarkPrice(iid, bad)  # type: ignore[arg-type]

@@ -1,0 +1,99 @@
+"""Initial-margin check and withdrawals, with numbers worked by hand on the default venue.
+
+BTC-USD-PERP brackets (Binance USD-M BTCUSDT style, shared/reference/risk-engines.md §2.5):
+<= 50,000 USDC at 0.8 % IM, <= 600,000 at 1.0 %, ... with deductions keeping the requirement continuous.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bastion.core.commands import CreateAccount, Deposit, PlaceOrder, SetMarkPrice, Withdraw
+from bastion.core.engine import Engine
+from bastion.core.events import OrderAccepted, Withdrawn
+from bastion.core.rejects import RejectCode
+from tests.conftest import Driver
+
+P = 600_000
+
+
+def test_tier_requirement_is_continuous_at_every_boundary(config) -> None:
+    spec = config.instruments[1]
+    for lower, upper in zip(spec.margin_tiers, spec.margin_tiers[1:]):
+        cap = lower.notional_max_atoms
+        # Exactly at the cap the lower bracket applies; one atom above, the upper one: no jump.
+        below = spec.initial_margin_atoms(cap)
+        above = spec.initial_margin_atoms(cap + 1)
+        assert 0 <= above - below <= 1 + upper.imf_ppm // 1_000_000
+        assert spec.maintenance_margin_atoms(cap + 1) - spec.maintenance_margin_atoms(cap) <= 1
+
+
+def test_initial_margin_worked_example(config) -> None:
+    """60,000 USDC notional: bracket 2 (1 %), deduction 50,000 * (1 % - 0.8 %) = 100 USDC,
+    IM = 600 - 100 = 500 USDC = 5e8 atoms."""
+    spec = config.instruments[1]
+    assert spec.initial_margin_atoms(spec.notional_atoms(P, 1000)) == 500_000_000
+
+
+@pytest.mark.parametrize(("deposit", "accepted"), [(530_001_000, True), (530_000_999, False)])
+def test_order_needs_initial_margin_plus_fee_reserve_to_the_atom(config, deposit: int, accepted: bool) -> None:
+    """Buy 1 BTC at 60,000.0 with mark 60,000.0: IM 500 USDC + taker-fee reserve 30 USDC (500 ppm of
+    60,000) + 1 atom per lot rounding slack (1,000 atoms) = 530,001,000 atoms."""
+    engine = Engine(config, check_invariants=True)
+    drive = Driver(engine)
+    drive(CreateAccount(1, 1))
+    drive(Deposit(1, deposit))
+    before = engine.state_hash()
+    ev = drive(PlaceOrder(1, 1, 1, 1, P, 1000))
+    if accepted:
+        assert isinstance(ev[0], OrderAccepted)
+    else:
+        assert ev[0].code == RejectCode.margin_initial_insufficient
+        assert engine.state_hash() == before
+
+
+def test_order_priced_through_the_mark_is_charged_its_locked_in_loss(config) -> None:
+    """A buy at 61,000.0 with mark 60,000.0 locks in 1,000 USDC per BTC: needing 1,530.5 USDC, it is
+    refused with 1,500 USDC although nothing rests to trade with; the same buy at the mark needs 530."""
+    engine = Engine(config, check_invariants=True)
+    drive = Driver(engine)
+    drive(CreateAccount(1, 1))
+    drive(Deposit(1, 1_500_000_000))
+    assert drive(PlaceOrder(1, 1, 1, 1, 610_000, 1000))[0].code == RejectCode.margin_initial_insufficient
+    assert isinstance(drive(PlaceOrder(1, 1, 2, 1, 600_000, 1000))[0], OrderAccepted)
+
+
+def test_unrealized_gain_cannot_be_withdrawn(config) -> None:
+    """The Mango pattern: mark up 10 % gives account 2 a 6,000 USDC paper gain; it may withdraw settled
+    cash not needed as margin, never the paper gain."""
+    engine = Engine(config, check_invariants=True)
+    drive = Driver(engine)
+    for a in (1, 2):
+        drive(CreateAccount(a, a))
+        drive(Deposit(a, 10_000_000_000))
+    drive(PlaceOrder(1, 1, 1, -1, P, 1000))
+    drive(PlaceOrder(2, 1, 1, 1, P, 1000))
+    drive(SetMarkPrice(1, 660_000))
+    balance = engine.accounts[2].balance_atoms
+    assert drive(Withdraw(2, balance + 1))[0].code == RejectCode.balance_insufficient
+    assert isinstance(drive(Withdraw(2, balance - 1_000_000_000))[0], Withdrawn)
+
+
+def test_order_that_reduces_risk_is_allowed_when_under_margined(config) -> None:
+    """After an adverse mark move account 2 is below initial margin; new risk is refused but an order
+    that reduces its position (and so its requirement) is accepted (dYdX v4 rule)."""
+    engine = Engine(config, check_invariants=True)
+    drive = Driver(engine)
+    drive(CreateAccount(1, 1))
+    drive(Deposit(1, 10**12))
+    drive(CreateAccount(2, 2))
+    drive(Deposit(2, 1_000_000_000))
+    drive(PlaceOrder(1, 1, 1, -1, P, 1000))
+    drive(PlaceOrder(2, 1, 1, 1, P, 1000))
+    drive(SetMarkPrice(1, 592_000))  # -800 USDC on 1 BTC: equity 1,000 - 30 fee - 800 = 170 < IM 492
+    assert drive(PlaceOrder(2, 1, 2, 1, 590_000, 10))[0].code == RejectCode.margin_initial_insufficient
+    # Closing, but priced 10 % through the mark (beyond the 5 % band): refused.
+    assert drive(PlaceOrder(2, 1, 3, -1, 532_800, 500))[0].code == RejectCode.margin_initial_insufficient
+    assert isinstance(drive(PlaceOrder(2, 1, 4, -1, 592_000, 500))[0], OrderAccepted)
+    # More than the position would flip it: refused.
+    assert drive(PlaceOrder(2, 1, 5, -1, 592_000, 501))[0].code == RejectCode.margin_initial_insufficient

@@ -1,0 +1,148 @@
+"""Hypothesis stateful test over the engine.
+
+After every step: conservation to the atom (recomputed here from the commands accepted, independently of
+the engine's own counters), long OI = short OI, book not crossed at rest, fast and reference engines
+emit identical events, and no accepted order leaves an account that met initial margin below it. At the
+end, replaying the journal of stamped commands on a fresh engine reproduces the state hash.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from bastion.core.book.reference import ReferenceBook
+from bastion.core.commands import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    CreateAccount,
+    Deposit,
+    Heartbeat,
+    PlaceOrder,
+    Sequenced,
+    SetMarkPrice,
+    Transfer,
+    Withdraw,
+)
+from bastion.core.engine import Engine
+from bastion.core.events import Deposited, OrderAccepted, Withdrawn
+from bastion.core.margin import free_collateral_atoms
+from tests.conftest import default_config
+
+CONFIG = default_config()
+ACCOUNTS = st.integers(1, 6)
+PRICE = st.integers(599_950, 600_050)
+
+
+class EngineMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fast = Engine(CONFIG, check_invariants=True)
+        self.ref = Engine(CONFIG, ReferenceBook, check_invariants=True)
+        self.journal: list[Sequenced] = []
+        self.now_ns = 1_000_000_000
+        self.client_id = 0
+        self.net_deposits = 0
+        for a in range(1, 6):
+            self.send(CreateAccount(a, (a + 1) // 2))
+            self.send(Deposit(a, 2 * 10**9))
+
+    def send(self, cmd: Command, dt_ns: int = 1_000) -> list:
+        self.now_ns += dt_ns
+        item = Sequenced(len(self.journal) + 1, self.now_ns, cmd)
+        self.journal.append(item)
+        events = self.fast.apply(item)
+        assert events == self.ref.apply(item), f"fast and reference disagree at seq {item.seq}"
+        for ev in events:
+            if isinstance(ev, Deposited):
+                self.net_deposits += ev.amount_atoms
+            elif isinstance(ev, Withdrawn):
+                self.net_deposits -= ev.amount_atoms
+        return events
+
+    def free(self, account_id: int) -> int | None:
+        account = self.fast.accounts.get(account_id)
+        return None if account is None else free_collateral_atoms(account, self.fast.specs, self.fast.marks)
+
+    @rule(a=ACCOUNTS, amount=st.sampled_from([10**6, 10**8, 10**9, 5 * 10**9]))
+    def deposit(self, a: int, amount: int) -> None:
+        self.send(Deposit(a, amount))
+
+    @rule(a=ACCOUNTS, amount=st.sampled_from([1, 10**6, 10**8, 10**9]))
+    def withdraw(self, a: int, amount: int) -> None:
+        self.send(Withdraw(a, amount))
+
+    @rule(a=ACCOUNTS, b=ACCOUNTS, amount=st.sampled_from([1, 10**7, 10**9]))
+    def transfer(self, a: int, b: int, amount: int) -> None:
+        self.send(Transfer(a, b, amount))
+
+    @rule(a=ACCOUNTS, side=st.sampled_from([1, -1]), price=PRICE, qty=st.integers(1, 3_000),
+          tif=st.sampled_from([0, 0, 1, 2, 3]), post=st.booleans(), ro=st.booleans(), stp=st.integers(0, 3),
+          market=st.booleans(), ttl=st.integers(1, 20))
+    def place(self, a, side, price, qty, tif, post, ro, stp, market, ttl) -> None:
+        self.client_id += 1
+        before = self.free(a)
+        events = self.send(PlaceOrder(a, 1, self.client_id, side, price, qty, order_type=int(market), time_in_force=tif,
+                                      post_only=post, reduce_only=ro, stp=stp,
+                                      expire_at_ns=self.now_ns + ttl * 1_000 if tif == 3 else 0))
+        if before is not None and before >= 0 and any(isinstance(e, OrderAccepted) for e in events):
+            after = self.free(a)
+            assert after is not None and after >= 0, f"accepted order took account {a} below initial margin"
+
+    @precondition(lambda self: self.fast.orders)
+    @rule(data=st.data(), price=PRICE, dq=st.integers(-5, 5))
+    def amend(self, data, price, dq) -> None:
+        oid = data.draw(st.sampled_from(sorted(self.fast.orders)))
+        order = self.fast.orders[oid]
+        before = self.free(order.account_id)
+        self.send(AmendOrder(order.account_id, oid, price, max(1, order.qty_lots + dq)))
+        if before is not None and before >= 0:
+            assert self.free(order.account_id) >= 0
+
+    @precondition(lambda self: self.fast.orders)
+    @rule(data=st.data())
+    def cancel(self, data) -> None:
+        oid = data.draw(st.sampled_from(sorted(self.fast.orders)))
+        self.send(CancelOrder(self.fast.orders[oid].account_id, oid))
+
+    @rule(a=ACCOUNTS)
+    def cancel_all(self, a: int) -> None:
+        self.send(CancelAll(a, 0))
+
+    @rule(price=PRICE)
+    def mark(self, price: int) -> None:
+        self.send(SetMarkPrice(1, price))
+
+    @rule(dt=st.integers(0, 30_000))
+    def time_passes(self, dt: int) -> None:
+        self.send(Heartbeat(), dt_ns=dt)
+
+    @invariant()
+    def conservation_to_the_atom(self) -> None:
+        e = self.fast
+        cash = sum(acc.balance_atoms - sum(p.cost_atoms for p in acc.positions.values()) for acc in e.accounts.values())
+        assert cash + e.fee_pool_atoms + e.insurance_fund_atoms == self.net_deposits
+
+    @invariant()
+    def open_interest_balanced_and_book_uncrossed(self) -> None:
+        sizes = [p.size_lots for acc in self.fast.accounts.values() for i, p in acc.positions.items() if i == 1]
+        assert sum(s for s in sizes if s > 0) == -sum(s for s in sizes if s < 0)
+        bid, ask = self.fast.books[1].best_bid(), self.fast.books[1].best_ask()
+        assert bid is None or ask is None or bid < ask
+
+    def teardown(self) -> None:
+        replayed = Engine(CONFIG)
+        for item in self.journal:
+            replayed.apply(item)
+        assert replayed.state_hash() == self.fast.state_hash() == self.ref.state_hash()
+        restored = Engine.restore(CONFIG, self.fast.snapshot())
+        assert restored.state_hash() == self.fast.state_hash()
+
+
+EngineMachine.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestEngineStateful = EngineMachine.TestCase
