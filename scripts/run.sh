@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Quick start 1/2: set up a virtual environment and run the main job on the bundled data.
+# Quick start 1/2: set up .venv (compiled core) and run the main job on the bundled data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e . >/dev/null
+if ! .venv/bin/python -c "import bastion" 2>/dev/null; then
+  echo "installing bastion (compiling the core with mypyc; about a minute)..." >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --disable-pip-version-check . >/dev/null
+fi
 exec .venv/bin/bastion simulate --out out/simulate "$@"

@@ -34,8 +34,8 @@ _PAYLOAD = struct.Struct("<Q8sq")
 KEYS_COUNT = 13
 GROUPS_MAX = 1_000_000
 SNAPSHOT_EVERY_COMMITS = 7
-LARGE_EVERY = 50
-LARGE_FILLER_BYTES = 512 << 10
+LARGE_EVERY = 100
+LARGE_FILLER_BYTES = 256 << 10
 
 
 def payload_for(seq: int) -> bytes:

@@ -165,9 +165,14 @@ def test_torn_tail_is_reported_and_not_replayed(tmp_path: Path) -> None:
 
 def test_corrupt_journal_halts_recovery(tmp_path: Path) -> None:
     journal, snaps = build(tmp_path, 100, (50,))
-    corrupt_byte(journal, journal.stat().st_size // 2)
-    with pytest.raises(JournalCorruptError):
-        run(journal, snaps)
+    with JournalReader(journal) as reader:
+        offsets = {record.seq: record.offset for record in reader}
+    for seq in (10, 70):  # before and after the snapshot: the whole journal is verified
+        corrupt_byte(journal, offsets[seq] + 70)
+        with pytest.raises(JournalCorruptError) as info:
+            run(journal, snaps)
+        assert (info.value.seq, info.value.offset) == (seq, offsets[seq])
+        corrupt_byte(journal, offsets[seq] + 70)  # undo
 
 
 def test_continuation_segment_needs_a_snapshot(tmp_path: Path) -> None:

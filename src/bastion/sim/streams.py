@@ -140,7 +140,9 @@ def exchange_core_mix(config: VenueConfig, seed: int, n: int, accounts: int = 1_
     out = []
     for _ in range(n):
         r = rng.random()
-        mid += rng.choice((-1, 0, 0, 1)) if abs(mid - spec.reference_price_ticks) < 20 else (1 if mid < spec.reference_price_ticks else -1)
+        if rng.random() < 0.05:  # the centre price drifts slowly, mean-reverting within +/- 20 ticks
+            mid += rng.choice((-1, 1)) if abs(mid - spec.reference_price_ticks) < 20 else (
+                1 if mid < spec.reference_price_ticks else -1)
         if r < 0.09 or len(tracker.live) < resting // 2:
             emit(place(0, False))
         elif r < 0.12:
@@ -152,7 +154,10 @@ def exchange_core_mix(config: VenueConfig, seed: int, n: int, accounts: int = 1_
                 continue
             acct, side, price, qty, _ = tracker.live[oid]
             if r < 0.18:
-                emit(CancelOrder(acct, oid))
+                if len(tracker.live) >= resting:
+                    emit(CancelOrder(acct, oid))
+                else:  # below the target depth a cancel becomes a new resting order
+                    emit(place(0, False))
             else:
                 new_price = mid - side * rng.randint(1, 40)
                 if new_price == price:

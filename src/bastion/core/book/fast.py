@@ -10,7 +10,7 @@ reference book in :mod:`bastion.core.book.reference`.
 
 from __future__ import annotations
 
-from sortedcontainers import SortedList
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from bastion.core.book.base import STOP_NONE, MatchContext, Order
 from bastion.core.commands import STP
@@ -40,18 +40,34 @@ class Level:
 
 
 class _Side:
-    __slots__ = ("levels", "prices", "is_bid")
+    """One side of the book. ``best_price`` caches the best level price (None when empty)."""
+
+    __slots__ = ("levels", "prices", "is_bid", "best_price")
 
     def __init__(self, is_bid: bool) -> None:
         self.levels: dict[int, Level] = {}
         self.prices: SortedList = SortedList()
         self.is_bid = is_bid
+        self.best_price: int | None = None
 
     def best(self) -> int | None:
+        return self.best_price
+
+    def add_level(self, price: int) -> Level:
+        level = Level(price)
+        self.levels[price] = level
+        self.prices.add(price)
+        best = self.best_price
+        if best is None or (price > best if self.is_bid else price < best):
+            self.best_price = price
+        return level
+
+    def remove_level(self, price: int) -> None:
+        del self.levels[price]
         prices = self.prices
-        if not prices:
-            return None
-        return prices[-1] if self.is_bid else prices[0]
+        prices.remove(price)
+        if price == self.best_price:
+            self.best_price = (prices[-1] if self.is_bid else prices[0]) if prices else None
 
 
 class FastBook:
@@ -71,11 +87,11 @@ class FastBook:
 
     def best_bid(self) -> int | None:
         """Highest resting bid price in ticks, or None."""
-        return self.bids.best()
+        return self.bids.best_price
 
     def best_ask(self) -> int | None:
         """Lowest resting ask price in ticks, or None."""
-        return self.asks.best()
+        return self.asks.best_price
 
     def add(self, order: Order) -> None:
         """Rest ``order`` at the back of its price level. Precondition: it does not cross the book."""
@@ -84,11 +100,9 @@ class FastBook:
         assert order.qty_lots > 0
         level = side.levels.get(price)
         if level is None:
-            opp_best = (self.asks if order.side > 0 else self.bids).best()
+            opp_best = (self.asks if order.side > 0 else self.bids).best_price
             assert opp_best is None or (price < opp_best if order.side > 0 else price > opp_best), "would cross"
-            level = Level(price)
-            side.levels[price] = level
-            side.prices.add(price)
+            level = side.add_level(price)
         self._priority += 1
         order.priority = self._priority
         order.level = level
@@ -122,9 +136,7 @@ class FastBook:
         order.prev = order.next = None
         order.level = None
         if level.count == 0:
-            side = self.bids if order.side > 0 else self.asks
-            del side.levels[level.price_ticks]
-            side.prices.remove(level.price_ticks)
+            (self.bids if order.side > 0 else self.asks).remove_level(level.price_ticks)
 
     def reduce(self, order: Order, new_qty_lots: int) -> None:
         """Shrink a resting order in place, keeping its priority (0 < new < current)."""
@@ -143,12 +155,12 @@ class FastBook:
         """
         buy = taker.side > 0
         opp = self.asks if buy else self.bids
-        prices, levels = opp.prices, opp.levels
+        levels = opp.levels
         levels_walked = 0
         levels_max = ctx.levels_walked_max
         fills_max = ctx.fills_per_command_max
-        while taker.qty_lots > 0 and prices:
-            price = prices[0] if buy else prices[-1]
+        while taker.qty_lots > 0 and opp.best_price is not None:
+            price = opp.best_price
             if (price > limit_price_ticks) if buy else (price < limit_price_ticks):
                 return STOP_NONE
             if levels_walked == levels_max:
