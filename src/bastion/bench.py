@@ -148,7 +148,7 @@ def _account_setup(a: int) -> Iterator[Any]:
     yield Deposit(a, 10**15)
 
 
-def bench_mix_journal(config: VenueConfig, n: int, seed: int = 7, group_size: int = 256) -> dict[str, Any]:
+def bench_mix_journal(config: VenueConfig, n: int, seed: int = 7, group_size: int = 1024) -> dict[str, Any]:
     from bastion.journal.file import FsyncPolicy, JournalWriter
 
     setup, body = exchange_core_mix(config, seed, n)

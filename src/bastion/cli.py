@@ -55,6 +55,7 @@ def soak(
     commands: int = typer.Option(1_000_000, help="Total random commands across all seeds."),
     per_seed: int = typer.Option(20_000, help="Commands per seeded stream."),
     first_seed: int = typer.Option(0, help="Seed of the first stream."),
+    mix_commands: int = typer.Option(100_000, help="Also run this many deep-book mix commands (0: skip)."),
 ) -> None:
     """Differential soak: fast engine vs reference engine on seeded random streams; exit 1 on divergence."""
     from bastion.bench import default_config
@@ -73,7 +74,18 @@ def soak(
                 console.print(f"[red]DIVERGENCE seed={seed}: {result.divergence}")
                 raise typer.Exit(1)
             progress.advance(task, per_seed)
-    print(json.dumps({"streams": streams, "commands": total_cmds, "events": total_events, "divergences": 0}))
+    mix = None
+    if mix_commands:
+        from bastion.sim.differential import run_differential_mix
+
+        console.print(f"deep-book mix: {mix_commands:,} commands through both engines...")
+        mix = run_differential_mix(config, first_seed, mix_commands)
+        if mix.divergence is not None:
+            console.print(f"[red]DIVERGENCE (mix, seed={first_seed}): {mix.divergence}")
+            raise typer.Exit(1)
+    print(json.dumps({"streams": streams, "commands": total_cmds, "events": total_events,
+                      "mix_commands": mix.commands if mix else 0, "mix_events": mix.events if mix else 0,
+                      "divergences": 0}))
 
 
 @app.command()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.sim.differential import run_differential
+from bastion.sim.differential import run_differential, run_differential_mix
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -16,6 +16,13 @@ def test_fast_and_reference_agree(config, seed: int) -> None:
     result = run_differential(config, seed, 1_500, check_invariants=True)
     assert result.divergence is None, f"seed {seed}: {result.divergence}"
     assert result.events > 1_500
+
+
+def test_fast_and_reference_agree_on_the_deep_book_mix(config) -> None:
+    """1,000 accounts, ~1,000 resting orders: deep levels, long FIFO queues, many partial fills."""
+    result = run_differential_mix(config, 11, 3_000)
+    assert result.divergence is None, result.divergence
+    assert result.events > 3_000
 
 
 def test_a_planted_divergence_is_found(config, monkeypatch) -> None:
