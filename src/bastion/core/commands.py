@@ -69,28 +69,28 @@ class STP(IntEnum):
 _opts = {"tag_field": "type", "frozen": True, "array_like": True, "gc": False}
 
 
-class CreateAccount(msgspec.Struct, tag="create_account", **_opts):  # type: ignore[call-arg]
+class CreateAccount(msgspec.Struct, tag="create_account", **_opts):
     """Open account ``account_id`` (> 0) for ``owner_id``; accounts of one owner are its subaccounts."""
 
     account_id: int
     owner_id: int
 
 
-class Deposit(msgspec.Struct, tag="deposit", **_opts):  # type: ignore[call-arg]
+class Deposit(msgspec.Struct, tag="deposit", **_opts):
     """Credit ``amount_atoms`` (> 0) of the settlement asset from outside the venue."""
 
     account_id: int
     amount_atoms: int
 
 
-class Withdraw(msgspec.Struct, tag="withdraw", **_opts):  # type: ignore[call-arg]
+class Withdraw(msgspec.Struct, tag="withdraw", **_opts):
     """Debit ``amount_atoms`` to outside; only settled cash that is not needed as initial margin."""
 
     account_id: int
     amount_atoms: int
 
 
-class Transfer(msgspec.Struct, tag="transfer", **_opts):  # type: ignore[call-arg]
+class Transfer(msgspec.Struct, tag="transfer", **_opts):
     """Move settled cash between two subaccounts of the same owner (margin-checked like a withdrawal)."""
 
     from_account_id: int
@@ -98,13 +98,13 @@ class Transfer(msgspec.Struct, tag="transfer", **_opts):  # type: ignore[call-ar
     amount_atoms: int
 
 
-class DepositInsuranceFund(msgspec.Struct, tag="deposit_insurance_fund", **_opts):  # type: ignore[call-arg]
+class DepositInsuranceFund(msgspec.Struct, tag="deposit_insurance_fund", **_opts):
     """Seed the insurance fund with ``amount_atoms`` from outside (an operator command)."""
 
     amount_atoms: int
 
 
-class PlaceOrder(msgspec.Struct, tag="place_order", **_opts):  # type: ignore[call-arg]
+class PlaceOrder(msgspec.Struct, tag="place_order", **_opts):
     """Submit an order. Units: price_ticks (ignored for MARKET), qty_lots, expire_at_ns (GTD only)."""
 
     account_id: int
@@ -121,7 +121,7 @@ class PlaceOrder(msgspec.Struct, tag="place_order", **_opts):  # type: ignore[ca
     expire_at_ns: int = 0
 
 
-class CancelOrder(msgspec.Struct, tag="cancel_order", **_opts):  # type: ignore[call-arg]
+class CancelOrder(msgspec.Struct, tag="cancel_order", **_opts):
     """Cancel by venue ``order_id`` or, when ``order_id`` is 0, by the account's ``client_order_id``."""
 
     account_id: int
@@ -129,14 +129,14 @@ class CancelOrder(msgspec.Struct, tag="cancel_order", **_opts):  # type: ignore[
     client_order_id: int = 0
 
 
-class CancelAll(msgspec.Struct, tag="cancel_all", **_opts):  # type: ignore[call-arg]
+class CancelAll(msgspec.Struct, tag="cancel_all", **_opts):
     """Cancel every resting order of the account, on one instrument or (``instrument_id`` 0) all."""
 
     account_id: int
     instrument_id: int = 0
 
 
-class AmendOrder(msgspec.Struct, tag="amend_order", **_opts):  # type: ignore[call-arg]
+class AmendOrder(msgspec.Struct, tag="amend_order", **_opts):
     """Change price and/or remaining size. Size down at the same price keeps priority; else re-enters."""
 
     account_id: int
@@ -145,14 +145,14 @@ class AmendOrder(msgspec.Struct, tag="amend_order", **_opts):  # type: ignore[ca
     qty_lots: int
 
 
-class SetMarkPrice(msgspec.Struct, tag="set_mark_price", **_opts):  # type: ignore[call-arg]
+class SetMarkPrice(msgspec.Struct, tag="set_mark_price", **_opts):
     """Set an instrument's mark price (from the oracle/risk shell; journaled like every input)."""
 
     instrument_id: int
     price_ticks: int
 
 
-class Heartbeat(msgspec.Struct, tag="heartbeat", **_opts):  # type: ignore[call-arg]
+class Heartbeat(msgspec.Struct, tag="heartbeat", **_opts):
     """Carries nothing but engine time: lets GTD orders expire when no other command arrives."""
 
 

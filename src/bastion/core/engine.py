@@ -335,6 +335,7 @@ class Engine:
     def _protection_price(self, spec: InstrumentSpec, side: int) -> int | None:
         """Market order limit: best opposite price +/- market_protection_ppm (never an unbounded sweep)."""
         book = self.books[spec.instrument_id]
+        best: int | None
         if side > 0:
             best = book.best_ask()
             if best is None:

@@ -29,35 +29,35 @@ __all__ = [
 _opts = {"tag_field": "type", "frozen": True, "array_like": True, "gc": False}
 
 
-class AccountCreated(msgspec.Struct, tag="account_created", **_opts):  # type: ignore[call-arg]
+class AccountCreated(msgspec.Struct, tag="account_created", **_opts):
     account_id: int
     owner_id: int
 
 
-class Deposited(msgspec.Struct, tag="deposited", **_opts):  # type: ignore[call-arg]
+class Deposited(msgspec.Struct, tag="deposited", **_opts):
     account_id: int
     amount_atoms: int
     balance_atoms: int
 
 
-class Withdrawn(msgspec.Struct, tag="withdrawn", **_opts):  # type: ignore[call-arg]
+class Withdrawn(msgspec.Struct, tag="withdrawn", **_opts):
     account_id: int
     amount_atoms: int
     balance_atoms: int
 
 
-class Transferred(msgspec.Struct, tag="transferred", **_opts):  # type: ignore[call-arg]
+class Transferred(msgspec.Struct, tag="transferred", **_opts):
     from_account_id: int
     to_account_id: int
     amount_atoms: int
 
 
-class InsuranceFundDeposited(msgspec.Struct, tag="insurance_fund_deposited", **_opts):  # type: ignore[call-arg]
+class InsuranceFundDeposited(msgspec.Struct, tag="insurance_fund_deposited", **_opts):
     amount_atoms: int
     insurance_fund_atoms: int
 
 
-class CommandRejected(msgspec.Struct, tag="command_rejected", **_opts):  # type: ignore[call-arg]
+class CommandRejected(msgspec.Struct, tag="command_rejected", **_opts):
     """A command was refused with ``code`` (a :class:`~bastion.core.rejects.RejectCode`); state unchanged."""
 
     command_type: str
@@ -66,7 +66,7 @@ class CommandRejected(msgspec.Struct, tag="command_rejected", **_opts):  # type:
     code: int
 
 
-class OrderAccepted(msgspec.Struct, tag="order_accepted", **_opts):  # type: ignore[call-arg]
+class OrderAccepted(msgspec.Struct, tag="order_accepted", **_opts):
     """An order passed validation and margin; ``price_ticks`` is the effective limit (market: protection)."""
 
     order_id: int
@@ -79,7 +79,7 @@ class OrderAccepted(msgspec.Struct, tag="order_accepted", **_opts):  # type: ign
     time_in_force: int
 
 
-class TradeExecuted(msgspec.Struct, tag="trade_executed", **_opts):  # type: ignore[call-arg]
+class TradeExecuted(msgspec.Struct, tag="trade_executed", **_opts):
     """A fill at the maker's price. Fees are positive when paid, negative for rebates."""
 
     instrument_id: int
@@ -96,7 +96,7 @@ class TradeExecuted(msgspec.Struct, tag="trade_executed", **_opts):  # type: ign
     taker_realized_pnl_atoms: int
 
 
-class OrderCanceled(msgspec.Struct, tag="order_canceled", **_opts):  # type: ignore[call-arg]
+class OrderCanceled(msgspec.Struct, tag="order_canceled", **_opts):
     """An order (or a taker's unrested remainder) left; ``qty_lots`` is what was canceled."""
 
     order_id: int
@@ -105,7 +105,7 @@ class OrderCanceled(msgspec.Struct, tag="order_canceled", **_opts):  # type: ign
     qty_lots: int
 
 
-class OrderReduced(msgspec.Struct, tag="order_reduced", **_opts):  # type: ignore[call-arg]
+class OrderReduced(msgspec.Struct, tag="order_reduced", **_opts):
     """A resting order shrank without a fill (STP decrement, reduce-only resize); priority kept."""
 
     order_id: int
@@ -114,7 +114,7 @@ class OrderReduced(msgspec.Struct, tag="order_reduced", **_opts):  # type: ignor
     qty_lots: int
 
 
-class OrderAmended(msgspec.Struct, tag="order_amended", **_opts):  # type: ignore[call-arg]
+class OrderAmended(msgspec.Struct, tag="order_amended", **_opts):
     order_id: int
     account_id: int
     price_ticks: int
@@ -122,7 +122,7 @@ class OrderAmended(msgspec.Struct, tag="order_amended", **_opts):  # type: ignor
     priority_kept: bool
 
 
-class MarkPriceSet(msgspec.Struct, tag="mark_price_set", **_opts):  # type: ignore[call-arg]
+class MarkPriceSet(msgspec.Struct, tag="mark_price_set", **_opts):
     instrument_id: int
     price_ticks: int
 
@@ -153,4 +153,5 @@ def encode_event(event: Event) -> bytes:
 
 def decode_event(data: bytes) -> Event:
     """Inverse of :func:`encode_event`. Raises msgspec.DecodeError / ValidationError on bad bytes."""
-    return _decoder.decode(data)
+    event: Event = _decoder.decode(data)
+    return event

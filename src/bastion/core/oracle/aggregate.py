@@ -273,8 +273,8 @@ def normalize_price(mantissa: int, exponent: int, exponent_target: int) -> int:
     assert EXPONENT_MIN <= exponent <= EXPONENT_MAX
     assert EXPONENT_MIN <= exponent_target <= EXPONENT_MAX
     if exponent >= exponent_target:
-        return mantissa * 10 ** (exponent - exponent_target)
-    return mantissa // 10 ** (exponent_target - exponent)
+        return mantissa * int(10 ** (exponent - exponent_target))
+    return mantissa // int(10 ** (exponent_target - exponent))
 
 
 def _screen_one(
