@@ -23,7 +23,10 @@ from collections import deque
 
 from bastion.core.book.base import Order
 
-__all__ = ["Account", "Position", "settle_fill"]
+__all__ = ["PRICE_BOUND_NONE", "Account", "Position", "settle_fill"]
+
+PRICE_BOUND_NONE = 2**62
+"""``sell_price_lo`` when no sell order was ever live (above any valid price)."""
 
 
 class Position:
@@ -35,9 +38,13 @@ class Position:
         open_buy_lots / open_sell_lots: remaining quantity of the account's live orders per side.
         orders: live orders on this instrument by order id (insertion ordered).
         reduce_only_count: how many of ``orders`` are reduce-only.
+        buy_price_hi / sell_price_lo: an upper bound on the live buy prices and a lower bound on the
+            live sell prices (ticks); a cache that lets the margin check skip the per-order loop when no
+            order is priced through the mark. Not state: rebuilt from the orders on restore.
     """
 
-    __slots__ = ("size_lots", "cost_atoms", "open_buy_lots", "open_sell_lots", "orders", "reduce_only_count")
+    __slots__ = ("size_lots", "cost_atoms", "open_buy_lots", "open_sell_lots", "orders", "reduce_only_count",
+                 "buy_price_hi", "sell_price_lo")
 
     def __init__(self) -> None:
         self.size_lots = 0
@@ -46,6 +53,16 @@ class Position:
         self.open_sell_lots = 0
         self.orders: dict[int, Order] = {}
         self.reduce_only_count = 0
+        self.buy_price_hi = 0
+        self.sell_price_lo = PRICE_BOUND_NONE
+
+    def note_price(self, side: int, price_ticks: int) -> None:
+        """Widen the price bounds for a live order at ``price_ticks`` on ``side``."""
+        if side > 0:
+            if price_ticks > self.buy_price_hi:
+                self.buy_price_hi = price_ticks
+        elif price_ticks < self.sell_price_lo:
+            self.sell_price_lo = price_ticks
 
     def is_idle(self) -> bool:
         """Flat and with no orders: carries no risk and no state worth keeping."""

@@ -494,6 +494,7 @@ class Engine:
         account.live_by_client[order.client_order_id] = order
         pos = self._position(account, order.instrument_id)
         pos.orders[order.order_id] = order
+        pos.note_price(order.side, order.price_ticks)
         if order.side > 0:
             pos.open_buy_lots += order.qty_lots
         else:
@@ -713,6 +714,7 @@ class Engine:
             pos.open_sell_lots += qty - order.qty_lots
         order.price_ticks = price
         order.qty_lots = qty
+        pos.note_price(side, price)
         self._events.append(OrderAmended(order.order_id, account.account_id, price, qty, False))
         if order.expire_at_ns:
             self._expiry_discard(order)

@@ -27,7 +27,7 @@ initial margin.
 
 from __future__ import annotations
 
-from bastion.core.accounts import Account
+from bastion.core.accounts import PRICE_BOUND_NONE, Account, Position
 from bastion.core.units import PPM
 from bastion.core.book.base import Order
 from bastion.core.instruments import InstrumentSpec
@@ -73,6 +73,32 @@ def _position_requirement(spec: InstrumentSpec, mark: int, size: int, cost: int,
     return size * mark * k - cost - im - through_ticks_lots * k - fee
 
 
+def _through_ticks_lots(pos: Position, mark: int, drop: Order | None) -> tuple[int, int]:
+    """(buys, sells): sums over live orders (except ``drop``) of how far each is priced through
+    ``mark``, times its size, in tick-lots.
+
+    Only called when a price bound says some order may be through the mark; refreshes the bounds to the
+    exact extremes so the next check can skip the loop again (bounded by ``orders_open_max``). The buy
+    sum also enters the fee base, since a buy may fill at up to its price, above the mark.
+    """
+    through_buy = through_sell = 0
+    hi, lo = 0, PRICE_BOUND_NONE
+    for o in pos.orders.values():
+        p = o.price_ticks
+        if o.side > 0:
+            if p > hi:
+                hi = p
+            if o is not drop and p > mark:
+                through_buy += (p - mark) * o.qty_lots
+        else:
+            if p < lo:
+                lo = p
+            if o is not drop and p < mark:
+                through_sell += (mark - p) * o.qty_lots
+    pos.buy_price_hi, pos.sell_price_lo = hi, lo
+    return through_buy, through_sell
+
+
 def free_collateral_atoms(
     account: Account,
     specs: dict[int, InstrumentSpec],
@@ -109,39 +135,33 @@ def free_collateral_atoms(
         free += part
     for iid, pos in positions.items():
         size = pos.size_lots
-        orders = pos.orders
-        if not size and not orders and iid != add_iid:
+        if not size and not pos.orders and iid != add_iid:
             continue
         mark = marks[iid]
         buy = pos.open_buy_lots
         sell = pos.open_sell_lots
-        through = base = 0
-        for o in orders.values():
-            q = o.qty_lots
-            if o is drop:
-                if o.side > 0:
-                    buy -= q
-                else:
-                    sell -= q
-                continue
-            t = (o.price_ticks - mark) if o.side > 0 else (mark - o.price_ticks)
-            if t > 0:
-                through += t * q
-                base += (o.price_ticks if o.side > 0 else mark) * q
+        if drop is not None and drop.instrument_id == iid:
+            if drop.side > 0:
+                buy -= drop.qty_lots
             else:
-                base += mark * q
+                sell -= drop.qty_lots
+        through_buy = through_sell = 0
+        if pos.buy_price_hi > mark or pos.sell_price_lo < mark:
+            through_buy, through_sell = _through_ticks_lots(pos, mark, drop)
+        through = through_buy + through_sell
+        base = mark * (buy + sell) + through_buy
         if iid == add_iid:
             _, side, price, qty = add  # type: ignore[misc]
+            t = (price - mark) if side > 0 else (mark - price)
             if side > 0:
                 buy += qty
             else:
                 sell += qty
-            t = (price - mark) if side > 0 else (mark - price)
+            base += mark * qty
             if t > 0:
                 through += t * qty
-                base += (price if side > 0 else mark) * qty
-            else:
-                base += mark * qty
+                if side > 0:
+                    base += t * qty
         part = _position_requirement(specs[iid], mark, size, pos.cost_atoms, buy, sell, through, base)
         if part == OVER_MAX_TIER:
             return OVER_MAX_TIER
