@@ -1,0 +1,177 @@
+"""Risk core: pure, deterministic, integer-only building blocks of the risk engine (GitHub issue 3).
+
+* ``margin_math``        maintenance margin (tiered), account health, liquidation / bankruptcy prices
+* ``liquidation``        partial liquidation sizing, fillable (limit) price, throttle, liquidation fee
+* ``liquidation_index``  trigger-price index: liquidatable accounts on a mark change in O(log n + hits)
+* ``waterfall``          insurance fund, backstop, ADL ranking, socialized loss; plan + apply
+* ``funding``            impact prices, premium index, funding rate with clamp/cap, zero-sum payments
+* ``mark``               Binance / Hyperliquid mark price
+* ``vol_margin``         EWMA-volatility margin multiplier
+* ``oi_caps``            open-interest caps and dYdX OI-scaled IMF
+
+No floats, no clock, no randomness, no I/O: time, prices and accounts are inputs. How the engine calls
+these is in docs/risk-integration.md.
+"""
+
+from bastion.core.risk._types import (
+    PPB,
+    PPM,
+    PRICE_TICKS_UNBOUNDED,
+    AccountLike,
+    PositionLike,
+    RiskRejectCode,
+    positions_open,
+)
+from bastion.core.risk.funding import (
+    FUNDING_PERIOD_NS,
+    FundingConfig,
+    FundingPayment,
+    FundingSettlement,
+    PremiumAccumulator,
+    PremiumWeighting,
+    average_premium_ppb,
+    funding_cap_ppb,
+    funding_index_delta,
+    funding_payments,
+    funding_rate_ppb,
+    impact_notional_atoms,
+    impact_price_ticks,
+    premium_index_ppb,
+    realize_funding_atoms,
+    settlement_rate_ppb,
+)
+from bastion.core.risk.liquidation import (
+    LiquidationConfig,
+    LiquidationOrder,
+    ThrottleWindow,
+    fillable_price_ticks,
+    liquidation_allowance_atoms,
+    liquidation_close_lots,
+    liquidation_fee_atoms,
+    partial_close_lots,
+    plan_liquidation,
+    plan_position_liquidation,
+    throttle_record,
+)
+from bastion.core.risk.liquidation_index import LiquidationIndex, SweepStats, sweep_liquidations
+from bastion.core.risk.margin_math import (
+    MarginHealth,
+    account_health,
+    account_maintenance_atoms,
+    bankruptcy_price_ticks,
+    close_bankruptcy_price_ticks,
+    is_liquidatable,
+    liquidation_price_ticks,
+    maintenance_margin_atoms,
+    position_maintenance_atoms,
+    tier_for_notional,
+)
+from bastion.core.risk.mark import MarkConfig, MarkMethod, MarkPriceState, binance_price1_ticks, clamp_to_band, median3
+from bastion.core.risk.oi_caps import (
+    OpenInterestCap,
+    check_open_interest,
+    oi_change_lots,
+    oi_scaled_imf_ppm,
+    opening_lots,
+)
+from bastion.core.risk.vol_margin import (
+    VolMarginConfig,
+    ewma_variance_next,
+    log_return_ppm,
+    scaled_spec,
+    scaled_tiers,
+    vol_multiplier_ppm,
+    volatility_ppm,
+)
+from bastion.core.risk.waterfall import (
+    AdlCandidate,
+    CloseVia,
+    ForcedClose,
+    SocializedCharge,
+    WaterfallConfig,
+    WaterfallPlan,
+    adl_queue,
+    adl_rank,
+    apply_waterfall,
+    backstop_capacity_lots,
+    plan_waterfall,
+)
+
+__all__ = [
+    "FUNDING_PERIOD_NS",
+    "PPB",
+    "PPM",
+    "PRICE_TICKS_UNBOUNDED",
+    "AccountLike",
+    "AdlCandidate",
+    "CloseVia",
+    "ForcedClose",
+    "FundingConfig",
+    "FundingPayment",
+    "FundingSettlement",
+    "LiquidationConfig",
+    "LiquidationIndex",
+    "LiquidationOrder",
+    "MarginHealth",
+    "MarkConfig",
+    "MarkMethod",
+    "MarkPriceState",
+    "OpenInterestCap",
+    "PositionLike",
+    "PremiumAccumulator",
+    "PremiumWeighting",
+    "RiskRejectCode",
+    "SocializedCharge",
+    "SweepStats",
+    "ThrottleWindow",
+    "VolMarginConfig",
+    "WaterfallConfig",
+    "WaterfallPlan",
+    "account_health",
+    "account_maintenance_atoms",
+    "adl_queue",
+    "adl_rank",
+    "apply_waterfall",
+    "average_premium_ppb",
+    "backstop_capacity_lots",
+    "bankruptcy_price_ticks",
+    "binance_price1_ticks",
+    "check_open_interest",
+    "clamp_to_band",
+    "close_bankruptcy_price_ticks",
+    "ewma_variance_next",
+    "fillable_price_ticks",
+    "funding_cap_ppb",
+    "funding_index_delta",
+    "funding_payments",
+    "funding_rate_ppb",
+    "impact_notional_atoms",
+    "impact_price_ticks",
+    "is_liquidatable",
+    "liquidation_allowance_atoms",
+    "liquidation_close_lots",
+    "liquidation_fee_atoms",
+    "liquidation_price_ticks",
+    "log_return_ppm",
+    "maintenance_margin_atoms",
+    "median3",
+    "oi_change_lots",
+    "oi_scaled_imf_ppm",
+    "opening_lots",
+    "partial_close_lots",
+    "plan_liquidation",
+    "plan_position_liquidation",
+    "plan_waterfall",
+    "position_maintenance_atoms",
+    "positions_open",
+    "premium_index_ppb",
+    "realize_funding_atoms",
+    "scaled_spec",
+    "scaled_tiers",
+    "settlement_rate_ppb",
+    "sweep_liquidations",
+    "throttle_record",
+    "tier_for_notional",
+    "vol_multiplier_ppm",
+    "volatility_ppm",
+]

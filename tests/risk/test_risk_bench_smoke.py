@@ -1,0 +1,12 @@
+"""The liquidation-sweep benchmark runs end to end on a small population (figures are not asserted)."""
+
+from __future__ import annotations
+
+from bastion.sim.risk_bench import bench_liquidation_sweep
+
+
+def test_bench_liquidation_sweep_smoke() -> None:
+    result = bench_liquidation_sweep(n_accounts=3_000, liquidatable_fraction=0.01, iterations=4)
+    assert result["workload"] == "liquidation_sweep" and result["accounts"] == 3_000
+    assert result["latency_ms_p50"] > 0 and result["latency_ms_p99"] >= result["latency_ms_p50"]
+    assert result["orders_mean"] > 0
