@@ -8,6 +8,10 @@ Workloads:
 * ``place``        place-only: fresh non-crossing GTC limits from 1,000 accounts.
 * ``mix_journal``  the mix with the input journal on: every command encoded and appended, group commit
                    with fsync per group (``group_size`` commands).
+* ``liquidation_sweep``  time from a mark-price update to all liquidation orders issued, 1,000,000
+                   accounts with positions of which 0.1 % become liquidatable (latency_ms_p50/p99).
+* ``replay`` / ``verify``  the fast engine's journal replay and the independent verifier (reference
+                   engine + every check) on the same journal (events_per_s).
 
 Commands are generated beforehand (not timed) and applied to a fresh engine; the latency of each command
 is measured with ``time.perf_counter_ns`` around ``Engine.apply`` (plus the journal append for
@@ -168,17 +172,45 @@ def bench_mix_journal(config: VenueConfig, n: int, seed: int = 7, group_size: in
     return _result("mix_journal", timing, {"fsync": f"group of {group_size}", "journal_bytes": size, "seed": seed})
 
 
+def bench_liquidation_sweep(config: VenueConfig, n: int) -> dict[str, Any]:
+    """Mark update -> every liquidation order issued, over ``n`` accounts with positions (0.1 % liquidatable).
+
+    Wraps :func:`bastion.sim.risk_bench.bench_liquidation_sweep` (single core, its own population).
+    """
+    from bastion.sim.risk_bench import bench_liquidation_sweep as sweep
+
+    return sweep(n_accounts=n, liquidatable_fraction=0.001)
+
+
+def bench_replay(config: VenueConfig, n: int) -> dict[str, Any]:
+    """The fast engine replaying a journal of the mix (events/s); see bastion.audit.bench."""
+    from bastion.audit.bench import bench_replay as replay
+
+    return replay(config, n)
+
+
+def bench_verify(config: VenueConfig, n: int) -> dict[str, Any]:
+    """``bastion verify`` (reference engine, every check) on the same journal (events/s)."""
+    from bastion.audit.bench import bench_verify as verify
+
+    return verify(config, n)
+
+
 WORKLOADS: dict[str, Callable[[VenueConfig, int], dict[str, Any]]] = {
     "mix": bench_mix,
     "place": bench_place,
     "mix_journal": bench_mix_journal,
+    "liquidation_sweep": bench_liquidation_sweep,
+    "replay": bench_replay,
+    "verify": bench_verify,
 }
 
 
 def run_workloads(names: list[str], quick: bool) -> Iterator[dict[str, Any]]:
     """Run the named workloads; ``quick`` keeps the whole run under a minute."""
     config = default_config()
-    sizes = {"mix": 300_000, "place": 200_000, "mix_journal": 300_000}
+    sizes = {"mix": 300_000, "place": 200_000, "mix_journal": 300_000, "liquidation_sweep": 1_000_000,
+             "replay": 200_000, "verify": 200_000}
     for name in names:
         n = sizes.get(name, 100_000) // (10 if quick else 1)
         result = WORKLOADS[name](config, n)

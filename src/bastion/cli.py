@@ -101,6 +101,15 @@ def simulate(
     print(json.dumps(summary, indent=2))
 
 
+def _register_subcommands() -> None:
+    from bastion.audit.commands import register as register_audit
+
+    register_audit(app)
+
+
+_register_subcommands()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
