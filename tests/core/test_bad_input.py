@@ -163,3 +163,47 @@ def test_sequencer_contract_violations_are_bugs(config) -> None:
         engine.apply(Sequenced(3, 20, CreateAccount(2, 2)))  # gap
     with pytest.raises(AssertionError):
         engine.apply(Sequenced(2, 5, CreateAccount(2, 2)))   # time going backwards
+
+
+# ---- market-integrity commands (issue 4): every field, with a guardian configured.
+
+from bastion.core.commands import SetKillSwitch, SetMarketState  # noqa: E402
+
+G = 7
+INTEGRITY_CASES = [
+    (SetMarketState("7", 1, 3), R.field_type_invalid),
+    (SetMarketState(G, 1.0, 3), R.field_type_invalid),
+    (SetMarketState(G, 1, None), R.field_type_invalid),
+    (SetMarketState(G, 1, 4, "5"), R.field_type_invalid),
+    (SetMarketState(G, 1, True), R.field_type_invalid),
+    (SetMarketState(8, 1, 3), R.guardian_unauthorized),
+    (SetMarketState(-1, 1, 3), R.guardian_unauthorized),
+    (SetMarketState(G, 99, 3), R.instrument_unknown),
+    (SetMarketState(G, 1, 6), R.field_value_out_of_range),
+    (SetMarketState(G, 1, -1), R.field_value_out_of_range),
+    (SetMarketState(G, 1, 4, -1), R.field_value_out_of_range),
+    (SetMarketState(G, 1, 4, HUGE), R.field_value_out_of_range),
+    (SetMarketState(G, 1, 0), R.market_state_transition_invalid),  # ACTIVE -> ACTIVE
+    (SetMarketState(G, 1, 3, 5), R.market_state_transition_invalid),  # auction_ns without AUCTION
+    (SetKillSwitch("7", True), R.field_type_invalid),
+    (SetKillSwitch(G, 1), R.field_type_invalid),
+    (SetKillSwitch(G, None), R.field_type_invalid),
+    (SetKillSwitch(8, True), R.guardian_unauthorized),
+]
+
+
+@pytest.mark.parametrize(("command", "code"), INTEGRITY_CASES,
+                         ids=[f"{type(c).__name__}-{code.name}-{i}" for i, (c, code) in enumerate(INTEGRITY_CASES)])
+def test_bad_integrity_command_is_rejected_and_changes_nothing(command, code) -> None:
+    from tests.integrity._engine_helpers import make_config
+
+    engine = Engine(make_config(), check_invariants=True)
+    drive = Driver(engine)
+    drive(CreateAccount(1, 1))
+    drive(Deposit(1, 10**9))
+    drive(PlaceOrder(1, 1, 5, 1, P - 20, 1))
+    before = engine.state_hash()
+    events = drive(command)
+    assert len(events) == 1 and isinstance(events[0], CommandRejected), events
+    assert events[0].code == code
+    assert engine.state_hash() == before

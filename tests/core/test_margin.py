@@ -92,13 +92,15 @@ def test_order_that_reduces_risk_is_allowed_when_under_margined(config) -> None:
     drive(Deposit(2, 1_000_000_000))
     drive(PlaceOrder(1, 1, 1, -1, P, 1000))
     drive(PlaceOrder(2, 1, 1, 1, P, 1000))
-    drive(SetMarkPrice(1, 592_000))  # -800 USDC on 1 BTC: equity 1,000 - 30 fee - 800 = 170 < IM 492
+    # -500 USDC on 1 BTC: equity 1,000 - 30 fee - 500 = 470 USDC, below IM (495) but above maintenance
+    # (247.5), so the account is under-margined without being liquidatable.
+    drive(SetMarkPrice(1, 595_000))
     assert drive(PlaceOrder(2, 1, 2, 1, 590_000, 10))[0].code == RejectCode.margin_initial_insufficient
     # Closing, but priced 10 % through the mark (beyond the 5 % band): refused.
-    assert drive(PlaceOrder(2, 1, 3, -1, 532_800, 500))[0].code == RejectCode.margin_initial_insufficient
-    assert isinstance(drive(PlaceOrder(2, 1, 4, -1, 592_000, 500))[0], OrderAccepted)
+    assert drive(PlaceOrder(2, 1, 3, -1, 535_500, 500))[0].code == RejectCode.margin_initial_insufficient
+    assert isinstance(drive(PlaceOrder(2, 1, 4, -1, 595_000, 500))[0], OrderAccepted)
     # More than the position would flip it: refused.
-    assert drive(PlaceOrder(2, 1, 5, -1, 592_000, 501))[0].code == RejectCode.margin_initial_insufficient
+    assert drive(PlaceOrder(2, 1, 5, -1, 595_000, 501))[0].code == RejectCode.margin_initial_insufficient
 
 
 def naive_free_collateral(engine: Engine, account_id: int) -> int:

@@ -16,15 +16,20 @@ __all__ = [
     "CancelAll",
     "CancelOrder",
     "Command",
+    "CommitOrder",
     "CreateAccount",
     "Deposit",
     "DepositInsuranceFund",
     "Heartbeat",
     "OrderType",
     "PlaceOrder",
+    "RevealOrder",
     "STP",
     "Sequenced",
+    "SetKillSwitch",
     "SetMarkPrice",
+    "SetMarketState",
+    "SetMatchingMode",
     "Side",
     "TimeInForce",
     "Transfer",
@@ -156,6 +161,65 @@ class Heartbeat(msgspec.Struct, tag="heartbeat", **_opts):
     """Carries nothing but engine time: lets GTD orders expire when no other command arrives."""
 
 
+# ---- market integrity (issue 4; docs/integrity-integration.md §2). Guardian commands carry the id of
+# the guardian that the gateway authenticated; the engine only checks membership in venue.guardian_ids.
+
+
+class SetMarketState(msgspec.Struct, tag="set_market_state", **_opts):
+    """Guardian: move an instrument to ``state`` (``MarketState``). With ``state`` AUCTION,
+    ``auction_ns`` > 0 schedules the uncross into ACTIVE at now + auction_ns (0: the guardian ends it)."""
+
+    guardian_id: int
+    instrument_id: int
+    state: int
+    auction_ns: int = 0
+
+
+class SetKillSwitch(msgspec.Struct, tag="set_kill_switch", **_opts):
+    """Guardian: engage or release the venue-wide kill switch (no entry, amend, commit or cash out)."""
+
+    guardian_id: int
+    engaged: bool
+
+
+class SetMatchingMode(msgspec.Struct, tag="set_matching_mode", **_opts):
+    """Guardian: switch an instrument between CONTINUOUS (0), BATCH (1) and SEALED_BATCH (2) matching.
+
+    ``interval_ns`` is the batch interval (> 0; 0 for CONTINUOUS), ``reveal_ns`` the reveal window of a
+    SEALED_BATCH market (0 < reveal_ns <= interval_ns; 0 otherwise). Allowed in HALTED/CANCEL_ONLY only.
+    """
+
+    guardian_id: int
+    instrument_id: int
+    mode: int
+    interval_ns: int = 0
+    reveal_ns: int = 0
+
+
+class CommitOrder(msgspec.Struct, tag="commit_order", **_opts):
+    """Sealed bid: commit SHA-256(canonical_order_bytes(order) || salt) (32 bytes), escrowing ``bond_atoms``."""
+
+    account_id: int
+    instrument_id: int
+    commit_id: int
+    commitment: bytes
+    bond_atoms: int
+
+
+class RevealOrder(msgspec.Struct, tag="reveal_order", **_opts):
+    """Open a commitment during its round's reveal window (``price_ticks`` 0 = market order)."""
+
+    account_id: int
+    instrument_id: int
+    commit_id: int
+    client_order_id: int
+    side: int
+    price_ticks: int
+    qty_lots: int
+    time_in_force: int
+    salt: bytes
+
+
 Command = (
     CreateAccount
     | Deposit
@@ -168,6 +232,11 @@ Command = (
     | AmendOrder
     | SetMarkPrice
     | Heartbeat
+    | SetMarketState
+    | SetKillSwitch
+    | SetMatchingMode
+    | CommitOrder
+    | RevealOrder
 )
 
 

@@ -34,6 +34,8 @@ from bastion.core.commands import (
     OrderType,
     PlaceOrder,
     Sequenced,
+    SetKillSwitch,
+    SetMarketState,
     SetMarkPrice,
     TimeInForce,
     Transfer,
@@ -44,7 +46,11 @@ from bastion.core.events import (
     CommandRejected,
     Deposited,
     Event,
+    AuctionCleared,
+    AuctionIndicative,
     InsuranceFundDeposited,
+    KillSwitchSet,
+    MarketStateChanged,
     MarkPriceSet,
     OrderAccepted,
     OrderAmended,
@@ -56,6 +62,23 @@ from bastion.core.events import (
 )
 from bastion.core.instruments import InstrumentSpec, VenueConfig
 from bastion.core.errors import InvariantViolation
+from bastion.core.integrity.auction import AuctionOrder, clear_auction, indicative, pair_fills
+from bastion.core.integrity.bands import Band, ReferenceSource, check_limit_price, protection_price
+from bastion.core.integrity.batch import BatchBook
+from bastion.core.integrity.codes import MatchingMode, TransitionReason
+from bastion.core.integrity.luld import LimitSide, LuldState, limit_side, luld_reference, luld_step
+from bastion.core.integrity.market import InstrumentIntegrity
+from bastion.core.integrity.states import (
+    CommandKind,
+    MarketState,
+    MarketStatus,
+    advance,
+    check_command,
+    classify_place,
+    guardian_set,
+    luld_halt,
+    velocity_pause,
+)
 from bastion.core.margin import OVER_MAX_TIER, free_collateral_atoms
 from bastion.core.rejects import CancelReason, RejectCode
 from bastion.core.units import PPM, ceil_div
@@ -65,6 +88,8 @@ __all__ = ["Engine", "InvariantViolation", "BookFactory"]
 BookFactory = Callable[[int], Any]
 ID_MAX = 2**63 - 1
 _NEVER = 2**63
+DURATION_NS_MAX = 2**62  # longest guardian-scheduled auction (146 years)
+_AUCTION_PRIORITY_BASE = 2**62  # orders that arrived during an auction rank after every resting order
 R = RejectCode
 
 
@@ -122,7 +147,22 @@ class Engine:
             DepositInsuranceFund: self._deposit_insurance_fund,
             SetMarkPrice: self._set_mark_price,
             Heartbeat: lambda cmd: None,
+            SetMarketState: self._set_market_state,
+            SetKillSwitch: self._set_kill_switch,
         }
+        # ---- market integrity (issue 4; docs/integrity-integration.md). ``_integrity_idle`` is True while
+        # no instrument has a breaker configured, every market is ACTIVE/continuous with nothing scheduled
+        # and the kill switch is off: then the hot path skips every integrity check (one attribute test).
+        self.integ: dict[int, InstrumentIntegrity] = {iid: InstrumentIntegrity(self.specs[iid])
+                                                      for iid in sorted(self.specs)}
+        self._integ_default = {iid: m.canonical() for iid, m in self.integ.items()}
+        self.guardian_ids = frozenset(config.guardian_ids)
+        self.kill_switch_engaged = False
+        self.bonds_escrowed_atoms = 0
+        self.unbooked: dict[int, int] = {}  # order_id -> instrument_id of live orders held by an auction book
+        self._swept: list[int] = []  # per-command scratch: instruments whose band sweep ran before the command
+        self._integrity_idle = True
+        self._refresh_idle()
 
     # ------------------------------------------------------------------ entry point
 
@@ -146,11 +186,15 @@ class Engine:
         self.fills_made = 0
         if self.next_expiry_ns <= self.now_ns:
             self._expire_due()
+        if not self._integrity_idle:
+            self._integrity_timers()
         handler = self._handlers.get(type(item.command))
         if handler is None:
             events.append(CommandRejected(type(item.command).__name__, 0, 0, R.command_unknown))
         else:
             handler(item.command)
+        if not self._integrity_idle:
+            self._integrity_after()
         if self.check_every_command:
             self.check_invariants()
         return events
@@ -220,7 +264,8 @@ class Engine:
         account = self._account(cmd.account_id)
         if not isinstance(account, Account):
             return self._reject(cmd, account)
-        code = self._amount_code(cmd.amount_atoms) or self._withdrawal_code(account, cmd.amount_atoms)
+        code = self._amount_code(cmd.amount_atoms) or self._kill_switch_code() or self._withdrawal_code(
+            account, cmd.amount_atoms)
         if code is not None:
             return self._reject(cmd, code)
         account.balance_atoms -= cmd.amount_atoms
@@ -237,7 +282,8 @@ class Engine:
             return self._reject(cmd, R.transfer_to_self)
         if src.owner_id != dst.owner_id:
             return self._reject(cmd, R.account_owner_mismatch)
-        code = self._amount_code(cmd.amount_atoms) or self._withdrawal_code(src, cmd.amount_atoms)
+        code = self._amount_code(cmd.amount_atoms) or self._kill_switch_code() or self._withdrawal_code(
+            src, cmd.amount_atoms)
         if code is not None:
             return self._reject(cmd, code)
         src.balance_atoms -= cmd.amount_atoms
@@ -264,6 +310,9 @@ class Engine:
             return self._reject(cmd, R.price_ticks_above_max)
         self.marks[cmd.instrument_id] = cmd.price_ticks
         self._events.append(MarkPriceSet(cmd.instrument_id, cmd.price_ticks))
+        m = self.integ[cmd.instrument_id]
+        if m.band_spec is not None and m.band_spec.source == ReferenceSource.MARK:
+            self._move_reference(m, cmd.price_ticks)
 
     # ------------------------------------------------------------------ orders: validation
 
@@ -333,9 +382,14 @@ class Engine:
         return account, spec
 
     def _protection_price(self, spec: InstrumentSpec, side: int) -> int | None:
-        """Market order limit: best opposite price +/- market_protection_ppm (never an unbounded sweep)."""
+        """Market order limit: best opposite price +/- market_protection_ppm (never an unbounded sweep),
+        clamped into the price band when one is configured (bit-identical when the band does not bind)."""
         book = self.books[spec.instrument_id]
         best: int | None
+        band = self.integ[spec.instrument_id].band
+        if band is not None:
+            best = book.best_ask() if side > 0 else book.best_bid()
+            return None if best is None else protection_price(band, side, best, spec.market_protection_ppm)
         if side > 0:
             best = book.best_ask()
             if best is None:
@@ -417,11 +471,23 @@ class Engine:
         qty = cmd.qty_lots
         tif = cmd.time_in_force
         price = cmd.price_ticks
+        m: InstrumentIntegrity | None = None
+        if not self._integrity_idle:  # market state, kill switch, band (docs/integrity-integration.md §5.1)
+            m = self.integ[iid]
+            code0 = self._place_integrity_code(m, cmd)
+            if code0 is not None:
+                return self._reject(cmd, code0)
         if cmd.order_type == OrderType.MARKET:
-            protection = self._protection_price(spec, side)
-            if protection is None:
-                return self._reject(cmd, R.market_no_liquidity)
-            price = protection
+            if m is not None and m.status.state == MarketState.AUCTION:
+                # No protection price in an auction: margin is taken at the collar edge, which bounds
+                # any clearing price; the order enters the auction book as a market order.
+                low, high = self._collar(m, spec)
+                price = high if side > 0 else low
+            else:
+                protection = self._protection_price(spec, side)
+                if protection is None:
+                    return self._reject(cmd, R.market_no_liquidity)
+                price = protection
             if tif != TimeInForce.FOK:
                 tif = TimeInForce.IOC
         if cmd.reduce_only:
@@ -440,7 +506,10 @@ class Engine:
                       cmd.post_only, cmd.reduce_only, cmd.stp, cmd.expire_at_ns)
         if tif == TimeInForce.FOK:
             self._spec = spec
-            if book.fillable_lots(order, price, self.now_ns, self) < qty:
+            limit: int | None = price
+            if m is not None and m.velocity is not None:
+                limit = self._velocity_limit(m, order)
+            if limit is None or book.fillable_lots(order, limit, self.now_ns, self) < qty:
                 return self._reject(cmd, R.fok_not_fillable)
         # ---- accepted: from here on, state changes.
         self.next_order_id += 1
@@ -448,6 +517,9 @@ class Engine:
         self._track(account, order)
         self._events.append(OrderAccepted(order.order_id, account.account_id, iid, order.client_order_id, side,
                                           price, qty, tif))
+        if m is not None and m.status.state == MarketState.AUCTION:
+            self._auction_submit(m, order, cmd.order_type == OrderType.MARKET)
+            return None
         self._execute(order, spec)
 
     def _execute(self, order: Order, spec: InstrumentSpec) -> None:
@@ -460,8 +532,14 @@ class Engine:
         best = book.best_ask() if order.side > 0 else book.best_bid()
         if best is None or (best > order.price_ticks if order.side > 0 else best < order.price_ticks):
             stop = STOP_NONE
-        else:
+        elif self._integrity_idle:
             stop = book.match(order, order.price_ticks, self.now_ns, self)
+        else:
+            stop = self._match_guarded(order, spec, book)
+            if stop < 0:  # the velocity pause took the order (parked in the auction or canceled)
+                if self._touched:
+                    self._resize_reduce_only()
+                return None
         if order.qty_lots == 0:
             if order.order_id in self.orders:
                 # Consumed by self-trade-prevention decrement, not by fills.
@@ -527,12 +605,15 @@ class Engine:
         self._untrack(account, order)
 
     def _cancel_resting(self, order: Order, reason: CancelReason) -> None:
-        self.books[order.instrument_id].remove(order)
+        if self.unbooked and order.order_id in self.unbooked:
+            self._unbook(order)
+        else:
+            self.books[order.instrument_id].remove(order)
         self._cancel_live(order, reason)
 
     def _shrink_resting(self, account: Account, order: Order, new_qty: int, reason: CancelReason) -> None:
         by = order.qty_lots - new_qty
-        self.books[order.instrument_id].reduce(order, new_qty)
+        self._book_reduce(order, new_qty)
         pos = account.positions[order.instrument_id]
         if order.side > 0:
             pos.open_buy_lots -= by
@@ -665,6 +746,9 @@ class Engine:
             return self._reject(cmd, R.field_type_invalid)
         if cmd.instrument_id != 0 and cmd.instrument_id not in self.specs:
             return self._reject(cmd, R.instrument_unknown)
+        if (cmd.instrument_id != 0 and not self._integrity_idle
+                and self.integ[cmd.instrument_id].status.state == MarketState.SETTLING):
+            return self._reject(cmd, R.market_settling)
         victims = [o for o in account.orders.values() if cmd.instrument_id in (0, o.instrument_id)]
         for order in victims:
             self._cancel_resting(order, CancelReason.cancel_all)
@@ -683,6 +767,12 @@ class Engine:
             code = self._price_code(spec, price) or self._qty_code(spec, qty)
             assert code is not None
             return self._reject(cmd, code)
+        m: InstrumentIntegrity | None = None
+        if not self._integrity_idle:  # market state, kill switch, band (docs/integrity-integration.md §5.5)
+            m = self.integ[order.instrument_id]
+            code1 = self._amend_integrity_code(m, order, price)
+            if code1 is not None:
+                return self._reject(cmd, code1)
         side = order.side
         if price == order.price_ticks:
             if qty == order.qty_lots:
@@ -706,7 +796,11 @@ class Engine:
             if code is not None:
                 return self._reject(cmd, code)
         # ---- accepted: re-enter with new price/size, losing priority.
-        book.remove(order)
+        unbooked = m is not None and order.order_id in self.unbooked
+        if unbooked:
+            self._unbook(order)
+        else:
+            book.remove(order)
         pos = account.positions[order.instrument_id]
         if side > 0:
             pos.open_buy_lots += qty - order.qty_lots
@@ -718,11 +812,14 @@ class Engine:
         self._events.append(OrderAmended(order.order_id, account.account_id, price, qty, False))
         if order.expire_at_ns:
             self._expiry_discard(order)
+        if m is not None and m.status.state == MarketState.AUCTION:
+            self._auction_submit(m, order, False)
+            return None
         self._execute(order, spec)
 
     def _shrink_in_place(self, account: Account, order: Order, qty: int) -> None:
         by = order.qty_lots - qty
-        self.books[order.instrument_id].reduce(order, qty)
+        self._book_reduce(order, qty)
         pos = account.positions[order.instrument_id]
         if order.side > 0:
             pos.open_buy_lots -= by
@@ -747,6 +844,448 @@ class Engine:
             _, order_id = self.expiries[0]
             self._cancel_resting(self.orders[order_id], CancelReason.expired)
 
+    # ------------------------------------------------------------------ market integrity (issue 4)
+    #
+    # Wiring of bastion.core.integrity (docs/integrity-integration.md). Everything here runs only while
+    # ``_integrity_idle`` is False; with no breaker configured, every market ACTIVE and continuous and the
+    # kill switch off, the engine behaves (and hashes) exactly as before.
+
+    def _refresh_idle(self) -> None:
+        idle = not self.kill_switch_engaged
+        for m in self.integ.values():
+            if not m.idle:
+                idle = False
+        self._integrity_idle = idle
+
+    def _kill_switch_code(self) -> RejectCode | None:
+        return R.venue_kill_switch_engaged if self.kill_switch_engaged else None
+
+    def _state_code(self, m: InstrumentIntegrity, kind: CommandKind) -> RejectCode | None:
+        code = check_command(m.status.state, kind, self.kill_switch_engaged)
+        return None if code is None else RejectCode(code.value)
+
+    def _place_integrity_code(self, m: InstrumentIntegrity, cmd: Any) -> RejectCode | None:
+        """Checks of §5.1 steps 1-4 for an otherwise valid PlaceOrder (fields already type-checked)."""
+        code = self._state_code(m, classify_place(cmd.order_type, cmd.time_in_force, cmd.post_only))
+        if code is not None:
+            return code
+        auction = m.status.state == MarketState.AUCTION
+        # An uncross has no FOK guarantee, and reduce-only caps cannot be honoured inside one clearing.
+        if auction and (cmd.time_in_force == TimeInForce.FOK or cmd.reduce_only):
+            return R.market_auction_forbids_order_kind
+        if m.mode == MatchingMode.SEALED_BATCH:
+            return R.sealed_batch_requires_commit
+        if m.sweep_pending:
+            return R.band_sweep_in_progress
+        if m.band is not None and m.band_spec is not None and cmd.order_type == OrderType.LIMIT:
+            if check_limit_price(m.band, cmd.side, cmd.price_ticks, m.band_spec.mode) is not None:
+                return R.price_ticks_outside_band
+        if auction and m.auction_book is not None and len(m.auction_book.orders) >= m.auction_book.spec.orders_max:
+            return R.auction_orders_max_reached
+        return None
+
+    def _amend_integrity_code(self, m: InstrumentIntegrity, order: Order, price: int) -> RejectCode | None:
+        """Checks of §5.5 for an AmendOrder with valid fields."""
+        code = self._state_code(m, CommandKind.AMEND)
+        if code is not None:
+            return code
+        if m.sweep_pending:
+            return R.band_sweep_in_progress
+        if m.band is not None and m.band_spec is not None:
+            if check_limit_price(m.band, order.side, price, m.band_spec.mode) is not None:
+                return R.price_ticks_outside_band
+        if m.status.state == MarketState.POST_ONLY:
+            book = self.books[order.instrument_id]
+            best = book.best_ask() if order.side > 0 else book.best_bid()
+            if best is not None and (price >= best if order.side > 0 else price <= best):
+                return R.market_post_only_requires_post_only_order
+        return None
+
+    def _guardian_code(self, cmd: Any, fields: tuple[Any, ...]) -> RejectCode | None:
+        for value in fields:
+            if not _is_int(value):
+                return R.field_type_invalid
+        if cmd.guardian_id not in self.guardian_ids:
+            return R.guardian_unauthorized
+        return None
+
+    def _set_market_state(self, cmd: Any) -> None:
+        """Guardian SetMarketState (§5.5): validity table, then the side effects of the target state."""
+        code = self._guardian_code(cmd, (cmd.guardian_id, cmd.instrument_id, cmd.state, cmd.auction_ns))
+        if code is not None:
+            return self._reject(cmd, code)
+        m = self.integ.get(cmd.instrument_id)
+        if m is None:
+            return self._reject(cmd, R.instrument_unknown)
+        if not 0 <= cmd.state <= int(MarketState.SETTLING) or not 0 <= cmd.auction_ns <= DURATION_NS_MAX:
+            return self._reject(cmd, R.field_value_out_of_range)
+        to_state = MarketState(cmd.state)
+        if to_state == MarketState.AUCTION and m.mode != MatchingMode.CONTINUOUS:
+            return self._reject(cmd, R.market_state_transition_invalid)  # a batch market is an auction already
+        if m.auction_book is not None and to_state not in (MarketState.AUCTION, MarketState.HALTED,
+                                                            MarketState.ACTIVE, MarketState.SETTLING):
+            # A halted auction keeps its book: it must reopen through the auction (or settle).
+            return self._reject(cmd, R.market_state_transition_invalid)
+        status = guardian_set(m.status, to_state, self.now_ns, cmd.auction_ns)
+        if not isinstance(status, MarketStatus):
+            return self._reject(cmd, RejectCode(int(status)))
+        from_state = m.status.state
+        m.status = status
+        self._events.append(MarketStateChanged(m.instrument_id, from_state, to_state, TransitionReason.guardian))
+        if to_state == MarketState.AUCTION and m.auction_book is None:
+            m.auction_book = BatchBook(m.auction_spec)
+        elif from_state == MarketState.AUCTION and to_state == MarketState.ACTIVE:
+            self._uncross(m)
+        elif to_state == MarketState.SETTLING:
+            self._settle_market(m)
+        self._refresh_idle()
+
+    def _set_kill_switch(self, cmd: Any) -> None:
+        """Guardian SetKillSwitch: venue-wide; while engaged only cancels, deposits, oracle and operator
+        commands run, and scheduled market-state steps wait (states.KILL_SWITCH_ALLOWED)."""
+        code = self._guardian_code(cmd, (cmd.guardian_id,))
+        if code is None and type(cmd.engaged) is not bool:
+            code = R.field_type_invalid
+        if code is not None:
+            return self._reject(cmd, code)
+        self.kill_switch_engaged = cmd.engaged
+        self._events.append(KillSwitchSet(cmd.engaged))
+        self._refresh_idle()
+
+    def _settle_market(self, m: InstrumentIntegrity) -> None:
+        """Entering SETTLING: every live order of the instrument is canceled; auction books dropped."""
+        iid = m.instrument_id
+        victims = [o for o in self.books[iid].orders_in_priority()] + [self.orders[i] for i in m.unbooked_ids()]
+        for order in victims:
+            self._cancel_resting(order, CancelReason.market_settling)
+        m.auction_book = None
+        m.last_indicative = None
+
+    # ---- timers and post-command checks (§5 steps 3 and 6)
+
+    def _integrity_timers(self) -> None:
+        """Due plan steps (halt -> auction -> uncross), LULD limit-state timers, pending band sweeps."""
+        now = self.now_ns
+        self._swept = []
+        for m in self.integ.values():
+            if m.idle:
+                continue
+            if m.status.plan and not self.kill_switch_engaged and m.status.plan[0].at_ns <= now:
+                status, moves = advance(m.status, now)
+                m.status = status
+                for move in moves:
+                    self._events.append(MarketStateChanged(m.instrument_id, move.from_state, move.to_state,
+                                                           move.reason))
+                    if move.to_state == MarketState.AUCTION and m.auction_book is None:
+                        m.auction_book = BatchBook(m.auction_spec)
+                    elif move.from_state == MarketState.AUCTION and move.to_state == MarketState.ACTIVE:
+                        self._uncross(m)
+            if m.luld.side != LimitSide.NONE:
+                self._luld_check(m)
+            if m.sweep_pending:
+                self._sweep_band(m)
+                self._swept.append(m.instrument_id)
+        self._refresh_idle()
+
+    def _integrity_after(self) -> None:
+        """After the command: band sweeps, LULD entry, the auction's indicative price (§5.2, §5.4, §6.2)."""
+        for m in self.integ.values():
+            if m.idle:
+                continue
+            if m.sweep_pending and m.instrument_id not in self._swept:  # one sweep budget per command
+                self._sweep_band(m)
+            if m.luld_spec is not None:
+                self._luld_check(m)
+            if m.status.state == MarketState.AUCTION:
+                self._publish_indicative(m)
+        self._swept = []
+        self._refresh_idle()
+
+    # ---- bands (§5.2)
+
+    def _move_reference(self, m: InstrumentIntegrity, candidate_ticks: int) -> None:
+        """A new reference candidate (mark or trade price); LULD smooths it. Moves the band, and marks a
+        sweep when resting orders now lie beyond it on their aggressive side."""
+        ref = candidate_ticks
+        if m.luld_spec is not None:
+            ref = luld_reference(m.reference, candidate_ticks, m.luld_spec.reference_update_ppm)
+        if ref == m.reference:
+            return
+        m.reference = ref
+        m.rebuild_band()
+        if m.band is not None and self._band_violated(m.instrument_id, m.band):
+            m.sweep_pending = True
+            self._integrity_idle = False
+
+    def _band_violated(self, iid: int, band: Band) -> bool:
+        book = self.books[iid]
+        bid, ask = book.best_bid(), book.best_ask()
+        return (bid is not None and bid > band.high_ticks) or (ask is not None and ask < band.low_ticks)
+
+    def _sweep_band(self, m: InstrumentIntegrity) -> None:
+        """Cancel resting orders beyond the band (best first), at most band_sweep_orders_max per command."""
+        band = m.band
+        if band is None:
+            m.sweep_pending = False
+            return
+        iid = m.instrument_id
+        budget = m.sweep_orders_max
+        victims: list[Order] = []
+        for order in self.books[iid].orders_in_priority():  # bids best first, then asks best first
+            if len(victims) == budget:
+                break
+            if order.side > 0 and order.price_ticks > band.high_ticks:
+                victims.append(order)
+            elif order.side < 0 and order.price_ticks < band.low_ticks:
+                victims.append(order)
+        for order in victims:
+            self._cancel_resting(order, CancelReason.outside_band)
+        m.sweep_pending = self._band_violated(iid, band)
+
+    def _collar(self, m: InstrumentIntegrity, spec: InstrumentSpec) -> tuple[int, int]:
+        """Price interval an auction may clear in: the band, or mark +/- market_protection_ppm without one."""
+        if m.band is not None:
+            return m.band.low_ticks, m.band.high_ticks
+        mark = self.marks[spec.instrument_id]
+        width = mark * spec.market_protection_ppm // PPM
+        return max(mark - width, 1), min(mark + width, spec.price_ticks_max)
+
+    def _auction_reference(self, m: InstrumentIntegrity) -> int:
+        return m.reference if m.band_spec is not None else self.marks[m.instrument_id]
+
+    # ---- velocity logic (§5.3)
+
+    def _velocity_limit(self, m: InstrumentIntegrity, order: Order) -> int | None:
+        """The limit a taker may match with without engaging the pause; None when its first fill would."""
+        guard = m.velocity
+        assert guard is not None
+        book = self.books[m.instrument_id]
+        best = book.best_ask() if order.side > 0 else book.best_bid()
+        if best is None or m.status.state != MarketState.ACTIVE or m.mode != MatchingMode.CONTINUOUS:
+            return order.price_ticks
+        if guard.would_engage(self.now_ns, best):
+            return None
+        clamp = guard.taker_limit_ticks(self.now_ns, order.side, best)
+        return min(order.price_ticks, clamp) if order.side > 0 else max(order.price_ticks, clamp)
+
+    def _match_guarded(self, order: Order, spec: InstrumentSpec, book: Any) -> int:
+        """Match a crossing taker with the integrity layer on: velocity clamp, trade recording, pause.
+
+        Returns the book's stop reason, or -1 when the velocity pause took the order.
+        """
+        m = self.integ[spec.instrument_id]
+        start = len(self._events)
+        if m.velocity is None:
+            stop: int = book.match(order, order.price_ticks, self.now_ns, self)
+        else:
+            limit = self._velocity_limit(m, order)
+            if limit is None:
+                return self._engage_velocity(m, order)
+            stop = book.match(order, limit, self.now_ns, self)
+        self._record_trades(m, start)
+        if m.velocity is not None and order.qty_lots > 0 and stop == STOP_NONE and order.order_id in self.orders:
+            best = book.best_ask() if order.side > 0 else book.best_bid()
+            if best is not None and (best <= order.price_ticks if order.side > 0 else best >= order.price_ticks):
+                return self._engage_velocity(m, order)  # liquidity beyond the clamp: the taker would move it
+        return stop
+
+    def _record_trades(self, m: InstrumentIntegrity, start: int) -> None:
+        """Feed this match's trade prices to the velocity window and the last-trade reference."""
+        events = self._events
+        last = 0
+        for i in range(start, len(events)):
+            ev = events[i]
+            if type(ev) is TradeExecuted:
+                last = ev.price_ticks
+                if m.velocity is not None:
+                    engaged = m.velocity.record(self.now_ns, last)
+                    assert not engaged, "a clamped taker engaged the velocity guard"
+        if last:
+            m.last_trade = last
+            if m.band_spec is not None and m.band_spec.source == ReferenceSource.LAST_TRADE:
+                self._move_reference(m, last)
+
+    def _engage_velocity(self, m: InstrumentIntegrity, order: Order) -> int:
+        """ACTIVE -> AUCTION for pause_ns; GTC/GTD takers wait for the reopening, IOC/FOK/market go."""
+        assert m.velocity_spec is not None
+        status = velocity_pause(m.status, self.now_ns, m.velocity_spec.pause_ns)
+        assert status is not None
+        m.status = status
+        m.auction_book = BatchBook(m.auction_spec)
+        self._events.append(MarketStateChanged(m.instrument_id, MarketState.ACTIVE, MarketState.AUCTION,
+                                               TransitionReason.velocity))
+        if order.time_in_force in (TimeInForce.GTC, TimeInForce.GTD):
+            self._auction_submit(m, order, False)
+        else:
+            self._cancel_live(order, CancelReason.velocity_pause)
+        self._integrity_idle = False
+        return -1
+
+    # ---- LULD (§5.4)
+
+    def _luld_check(self, m: InstrumentIntegrity) -> None:
+        spec = m.luld_spec
+        if spec is None or m.band is None or m.status.state != MarketState.ACTIVE:
+            return
+        book = self.books[m.instrument_id]
+        side = limit_side(book.best_bid(), book.best_ask(), m.band)
+        if side == LimitSide.NONE and m.luld.side == LimitSide.NONE:
+            return
+        step = luld_step(m.luld, self.now_ns, side, spec)
+        m.luld = step.state
+        if step.halt:
+            status = luld_halt(m.status, self.now_ns, spec.halt_ns, spec.auction_ns)
+            assert status is not None
+            m.status = status
+            self._events.append(MarketStateChanged(m.instrument_id, MarketState.ACTIVE, MarketState.HALTED,
+                                                   TransitionReason.luld_limit_state))
+            self._integrity_idle = False
+
+    # ---- call auctions (§6)
+
+    def _auction_submit(self, m: InstrumentIntegrity, order: Order, is_market: bool) -> None:
+        """Hand a tracked, accepted order to the instrument's auction book (not linked into the book)."""
+        book = m.auction_book
+        assert book is not None
+        code = book.submit(order.order_id, order.side, 0 if is_market else order.price_ticks, order.qty_lots,
+                           self.now_ns, is_market=is_market, ioc=is_market)
+        assert code is None, "auction book full after the admission check"
+        self.unbooked[order.order_id] = m.instrument_id
+        if order.expire_at_ns:
+            self._expiry_add(order)
+
+    def _unbook(self, order: Order) -> None:
+        """Take a live order out of its auction book (cancel, or re-entry after an amend)."""
+        iid = self.unbooked.pop(order.order_id)
+        book = self.integ[iid].auction_book
+        assert book is not None
+        left = book.cancel(order.order_id)
+        assert left == order.qty_lots, "auction book and order disagree"
+
+    def _book_reduce(self, order: Order, new_qty: int) -> None:
+        """Shrink a live order in place (priority kept), wherever it rests."""
+        if self.unbooked and order.order_id in self.unbooked:
+            book = self.integ[self.unbooked[order.order_id]].auction_book
+            assert book is not None
+            assert book.reduce(order.order_id, new_qty) is None
+            order.qty_lots = new_qty
+        else:
+            self.books[order.instrument_id].reduce(order, new_qty)
+
+    def _auction_orders(self, m: InstrumentIntegrity) -> list[AuctionOrder]:
+        """The uncross input: resting orders (their book priority) then auction-book orders (§6.1 step 1)."""
+        out: list[AuctionOrder] = []
+        now = self.now_ns
+        for o in self.books[m.instrument_id].orders_in_priority():
+            if o.expire_at_ns and o.expire_at_ns <= now:
+                continue  # matching never trades an expired order either
+            qty = o.qty_lots
+            if o.reduce_only:
+                qty = min(qty, self.reduce_only_cap(o))
+            if qty > 0:
+                out.append(AuctionOrder(o.order_id, o.side, o.price_ticks, qty, o.priority))
+        if m.auction_book is not None:
+            for b in m.auction_book.orders.values():
+                if self.orders[b.order_id].expire_at_ns and self.orders[b.order_id].expire_at_ns <= now:
+                    continue
+                out.append(AuctionOrder(b.order_id, b.side, b.price_ticks, b.qty_lots,
+                                        _AUCTION_PRIORITY_BASE + b.priority, b.is_market))
+        return out
+
+    def _publish_indicative(self, m: InstrumentIntegrity) -> None:
+        spec = self.specs[m.instrument_id]
+        low, high = self._collar(m, spec)
+        orders = self._auction_orders(m)
+        ind = indicative(orders, min(max(self._auction_reference(m), low), high), low, high,
+                         max(len(orders), 1))
+        if ind != m.last_indicative:
+            m.last_indicative = ind
+            self._events.append(AuctionIndicative(m.instrument_id, ind.price_ticks or 0, ind.matched_lots,
+                                                  ind.imbalance_lots))
+
+    def _uncross(self, m: InstrumentIntegrity) -> None:
+        """AUCTION -> ACTIVE: one uniform-price clearing of the resting and auction orders (§6.1)."""
+        iid = m.instrument_id
+        spec = self.specs[iid]
+        book = self.books[iid]
+        low, high = self._collar(m, spec)
+        orders = self._auction_orders(m)
+        result = clear_auction(orders, min(max(self._auction_reference(m), low), high),
+                               m.auction_spec.allocation, low, high, max(len(orders), 1))
+        price = result.price_ticks
+        parked = m.unbooked_ids()
+        if self._touched:
+            self._touched = []
+        if price is not None:
+            self._events.append(AuctionCleared(iid, 0, self.now_ns, price, result.volume_lots,
+                                               result.indicative.imbalance_lots))
+            for trade in pair_fills(result.fills):
+                self._settle_auction_trade(spec, self.orders[trade.buy_order_id], self.orders[trade.sell_order_id],
+                                           trade.qty_lots, price)
+        m.auction_book = None
+        m.last_indicative = None
+        for order_id in parked:  # §6.1 steps 4-5: market remainders go, limit remainders rest
+            self.unbooked.pop(order_id, None)
+            order = self.orders.get(order_id)
+            if order is None:
+                continue
+            bid, ask = book.best_bid(), book.best_ask()
+            crosses = (ask is not None and order.price_ticks >= ask) if order.side > 0 else (
+                bid is not None and order.price_ticks <= bid)
+            if order.time_in_force == TimeInForce.IOC or crosses:
+                self._cancel_live(order, CancelReason.auction_remainder)
+            else:
+                book.add(order)
+        if price is not None:
+            if m.velocity is not None:
+                m.velocity.reset()
+                m.velocity.record(self.now_ns, price)
+            m.last_trade = price
+            if m.band_spec is not None and m.band_spec.source == ReferenceSource.LAST_TRADE:
+                self._move_reference(m, price)
+        m.luld = LuldState()
+        if self._touched:
+            self._resize_reduce_only()
+
+    def _settle_auction_trade(self, spec: InstrumentSpec, buy: Order, sell: Order, qty_lots: int,
+                              price_ticks: int) -> None:
+        """One auction pair at the clearing price: ``on_trade`` with no aggressor (taker_side 0, maker =
+        the sell, taker = the buy) and ``auction_fee_ppm`` on both legs (§3)."""
+        for order in (buy, sell):
+            new_qty = order.qty_lots - qty_lots
+            assert new_qty >= 0
+            if order.order_id in self.unbooked:
+                order.qty_lots = new_qty  # the auction book is dropped after the clearing
+            elif new_qty == 0:
+                self.books[order.instrument_id].remove(order)
+                order.qty_lots = 0
+            else:
+                self.books[order.instrument_id].reduce(order, new_qty)
+        iid = spec.instrument_id
+        k = spec.atoms_per_tick_lot
+        fee = spec.fee_atoms(price_ticks * qty_lots * k, spec.auction_fee_ppm)
+        s_acct, b_acct = self.accounts[sell.account_id], self.accounts[buy.account_id]
+        s_pos, b_pos = s_acct.positions[iid], b_acct.positions[iid]
+        # Both legs may be the same account (no STP in an auction): settle one after the other.
+        oi_before = sum(max(p.size_lots, 0) for p in ({id(s_pos): s_pos, id(b_pos): b_pos}).values())
+        s_pnl = settle_fill(s_acct, s_pos, -qty_lots, price_ticks, k)
+        b_pnl = settle_fill(b_acct, b_pos, qty_lots, price_ticks, k)
+        oi_after = sum(max(p.size_lots, 0) for p in ({id(s_pos): s_pos, id(b_pos): b_pos}).values())
+        self.open_interest_lots[iid] += oi_after - oi_before
+        s_acct.balance_atoms -= fee
+        b_acct.balance_atoms -= fee
+        self.fee_pool_atoms += 2 * fee
+        s_pos.open_sell_lots -= qty_lots
+        b_pos.open_buy_lots -= qty_lots
+        self._events.append(TradeExecuted(iid, price_ticks, qty_lots, 0, sell.order_id, buy.order_id,
+                                          sell.account_id, buy.account_id, fee, fee, s_pnl, b_pnl))
+        for acct, order, pos in ((s_acct, sell, s_pos), (b_acct, buy, b_pos)):
+            if order.qty_lots == 0 and order.order_id in self.orders:
+                self.unbooked.pop(order.order_id, None)
+                self._untrack(acct, order)
+            if pos.reduce_only_count:
+                self._touched.append((acct, iid))
+
     # ------------------------------------------------------------------ state: invariants, snapshot, hash
 
     def check_invariants(self) -> None:
@@ -755,7 +1294,7 @@ class Engine:
         Conservation to the atom; long OI = short OI (= tracked OI); books never crossed at rest; every
         live order indexed consistently and the open-order aggregates equal the sum of live orders.
         """
-        net_cash = self.fee_pool_atoms + self.insurance_fund_atoms
+        net_cash = self.fee_pool_atoms + self.insurance_fund_atoms + self.bonds_escrowed_atoms
         net_size = dict.fromkeys(self.specs, 0)
         long_oi = dict.fromkeys(self.specs, 0)
         live = 0
@@ -782,8 +1321,26 @@ class Engine:
             if bid is not None and ask is not None and bid >= ask:
                 raise InvariantViolation(f"book {iid} crossed at rest: {bid} >= {ask}")
         resting = sum(len(b) for b in self.books.values())
-        if not (live == len(self.orders) == resting):
-            raise InvariantViolation(f"order indexes disagree: {live} / {len(self.orders)} / {resting}")
+        parked = 0
+        for m in self.integ.values():  # market integrity (docs/integrity-integration.md §8)
+            ids = m.unbooked_ids()
+            parked += len(ids)
+            if any(self.unbooked.get(i) != m.instrument_id or i not in self.orders for i in ids):
+                raise InvariantViolation(f"auction book {m.instrument_id} and the order indexes disagree")
+            if m.auction_book is not None and m.status.state not in (MarketState.AUCTION, MarketState.HALTED):
+                raise InvariantViolation(f"instrument {m.instrument_id} has an auction book outside an auction")
+            if m.status.state == MarketState.AUCTION and m.auction_book is None:
+                raise InvariantViolation(f"instrument {m.instrument_id} is in AUCTION without an auction book")
+            if m.sweep_pending and (m.band is None or not self._band_violated(m.instrument_id, m.band)):
+                raise InvariantViolation(f"instrument {m.instrument_id} has a sweep pending without a violation")
+            if not m.sweep_pending and m.band is not None and self._band_violated(m.instrument_id, m.band):
+                raise InvariantViolation(f"instrument {m.instrument_id} rests orders beyond its band")
+        if self.integ and self._integrity_idle and any(not m.idle for m in self.integ.values()):
+            raise InvariantViolation("integrity fast path enabled while an instrument needs the checks")
+        if parked != len(self.unbooked):
+            raise InvariantViolation(f"unbooked index disagrees: {parked} / {len(self.unbooked)}")
+        if not (live == len(self.orders) == resting + parked):
+            raise InvariantViolation(f"order indexes disagree: {live} / {len(self.orders)} / {resting}+{parked}")
 
     def canonical_state(self) -> list[Any]:
         """The business state as plain data, in a canonical order (input of the state hash).
@@ -798,8 +1355,10 @@ class Engine:
              list(a.recent_client_ids)]
             for a in sorted(self.accounts.values(), key=lambda a: a.account_id)
         ]
-        books = [[iid, [o.canonical() for o in self.books[iid].orders_in_priority()]] for iid in sorted(self.books)]
-        return [
+        books = [[iid, [o.canonical() for o in self.books[iid].orders_in_priority()]
+                       + [self.orders[i].canonical() for i in self.integ[iid].unbooked_ids()]]
+                 for iid in sorted(self.books)]
+        state = [
             self._config_hash,
             accounts,
             books,
@@ -810,6 +1369,21 @@ class Engine:
             self.deposits_total_atoms,
             self.withdrawals_total_atoms,
         ]
+        integrity = self._integrity_canonical()
+        if integrity is not None:
+            state.append(integrity)
+        return state
+
+    def _integrity_canonical(self) -> list[Any] | None:
+        """The market-integrity block (§4), or None while all of it is in its initial state: the state
+        hash of a venue that never used the integrity layer is what it was before issue 4."""
+        per: list[Any] = []
+        default = not self.kill_switch_engaged and not self.bonds_escrowed_atoms
+        for iid in sorted(self.integ):
+            data = self.integ[iid].canonical()
+            default = default and data == self._integ_default[iid]
+            per.append([iid, data])
+        return None if default else [int(self.kill_switch_engaged), self.bonds_escrowed_atoms, per]
 
     def state_hash(self) -> bytes:
         """SHA-256 of the canonical msgpack encoding of :meth:`canonical_state` (32 bytes)."""
@@ -829,7 +1403,17 @@ class Engine:
         """
         seq, now_ns, state = msgspec.msgpack.decode(data)
         engine = cls(config, book_factory, check_invariants)
-        (config_hash, accounts, books, marks, next_id, fee_pool, insurance, deposits, withdrawals) = state
+        (config_hash, accounts, books, marks, next_id, fee_pool, insurance, deposits, withdrawals) = state[:9]
+        parked: set[int] = set()
+        if len(state) > 9:  # the market-integrity block
+            kill, bonds, per = state[9]
+            engine.kill_switch_engaged, engine.bonds_escrowed_atoms = bool(kill), bonds
+            for entry in per:
+                m = engine.integ[entry[0]]
+                m.restore(entry[1])
+                for order_id in m.unbooked_ids():
+                    engine.unbooked[order_id] = m.instrument_id
+                    parked.add(order_id)
         if bytes(config_hash) != engine._config_hash:
             raise ValueError("snapshot was taken under a different venue configuration")
         engine.seq, engine.now_ns = seq, now_ns
@@ -847,12 +1431,14 @@ class Engine:
             for (oid, aid, oiid, cid, side, price, qty, tif, post, ro, stp, exp) in orders:
                 order = Order(oid, aid, oiid, cid, side, price, qty, tif, bool(post), bool(ro), stp, exp)
                 engine._track(engine.accounts[aid], order)
-                engine.books[iid].add(order)
+                if oid not in parked:
+                    engine.books[iid].add(order)
                 if exp:
                     engine._expiry_add(order)
         engine.marks = {iid: price for iid, price in marks}
         engine.next_order_id = next_id
         engine.fee_pool_atoms, engine.insurance_fund_atoms = fee_pool, insurance
         engine.deposits_total_atoms, engine.withdrawals_total_atoms = deposits, withdrawals
+        engine._refresh_idle()
         engine.check_invariants()
         return engine

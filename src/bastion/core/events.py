@@ -10,6 +10,15 @@ import msgspec
 
 __all__ = [
     "AccountCreated",
+    "AuctionCleared",
+    "AuctionIndicative",
+    "BondForfeited",
+    "BondReturned",
+    "KillSwitchSet",
+    "MarketStateChanged",
+    "MatchingModeSet",
+    "OrderCommitted",
+    "RevealReceived",
     "CommandRejected",
     "Deposited",
     "Event",
@@ -127,6 +136,88 @@ class MarkPriceSet(msgspec.Struct, tag="mark_price_set", **_opts):
     price_ticks: int
 
 
+# ---- market integrity (issue 4; docs/integrity-integration.md §3)
+
+
+class MarketStateChanged(msgspec.Struct, tag="market_state_changed", **_opts):
+    """An instrument changed ``MarketState``; ``reason`` is a ``TransitionReason``."""
+
+    instrument_id: int
+    from_state: int
+    to_state: int
+    reason: int
+
+
+class KillSwitchSet(msgspec.Struct, tag="kill_switch_set", **_opts):
+    engaged: bool
+
+
+class MatchingModeSet(msgspec.Struct, tag="matching_mode_set", **_opts):
+    instrument_id: int
+    mode: int
+    interval_ns: int
+    reveal_ns: int
+
+
+class AuctionIndicative(msgspec.Struct, tag="auction_indicative", **_opts):
+    """What the running call auction would do now; ``price_ticks`` 0 means no cross."""
+
+    instrument_id: int
+    price_ticks: int
+    matched_lots: int
+    imbalance_lots: int
+
+
+class AuctionCleared(msgspec.Struct, tag="auction_cleared", **_opts):
+    """A call-auction uncross or batch clearing; its fills follow as TradeExecuted with taker_side 0."""
+
+    instrument_id: int
+    batch_index: int
+    at_ns: int
+    price_ticks: int
+    volume_lots: int
+    imbalance_lots: int
+
+
+class OrderCommitted(msgspec.Struct, tag="order_committed", **_opts):
+    """A sealed bid was committed (hash and bond only: no order content)."""
+
+    account_id: int
+    instrument_id: int
+    commit_id: int
+    commitment: bytes
+    bond_atoms: int
+    round_index: int
+    reveal_open_ns: int
+    reveal_close_ns: int
+
+
+class RevealReceived(msgspec.Struct, tag="reveal_received", **_opts):
+    """A reveal opened its commitment. No order content, on purpose (published at round close)."""
+
+    account_id: int
+    instrument_id: int
+    commit_id: int
+
+
+class BondForfeited(msgspec.Struct, tag="bond_forfeited", **_opts):
+    """A commit-reveal bond went to the insurance fund (``reason``: ``BondForfeitReason``)."""
+
+    account_id: int
+    instrument_id: int
+    commit_id: int
+    bond_atoms: int
+    reason: int
+    insurance_fund_atoms: int
+
+
+class BondReturned(msgspec.Struct, tag="bond_returned", **_opts):
+    account_id: int
+    instrument_id: int
+    commit_id: int
+    bond_atoms: int
+
+
 Event = (
     AccountCreated
     | Deposited
@@ -140,6 +231,15 @@ Event = (
     | OrderReduced
     | OrderAmended
     | MarkPriceSet
+    | MarketStateChanged
+    | KillSwitchSet
+    | MatchingModeSet
+    | AuctionIndicative
+    | AuctionCleared
+    | OrderCommitted
+    | RevealReceived
+    | BondForfeited
+    | BondReturned
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -51,6 +51,7 @@ from bastion.core.units import PPM, GridError, ceil_div, decimal_to_grid, parse_
 __all__ = [
     "ConfigError",
     "InstrumentKind",
+    "IntegrityConfig",
     "InstrumentSpec",
     "MarginTier",
     "VenueConfig",
@@ -92,6 +93,54 @@ class MarginTier:
 
 
 @dataclass(frozen=True, slots=True)
+class IntegrityConfig:
+    """Market-integrity parameters of one instrument (``[instrument.integrity]``; issue 4).
+
+    Everything is off by default: the table may be absent, and then the instrument behaves exactly as
+    before (market states, guardian commands and call auctions still work; they need no parameters).
+
+    Attributes:
+        band_ppm: half-width of the static price band, ppm of the reference; 0 = no band.
+        band_mode: 0 aggressive side only (CME), 1 both sides (``bands.BandMode``).
+        band_reference: 0 mark price, 1 last trade / clearing price (``bands.ReferenceSource``).
+        band_sweep_orders_max: resting orders canceled per command when the band moves past them.
+        velocity_threshold_ticks: move that pauses the market; 0 = no velocity logic.
+        velocity_lookback_ns, velocity_pause_ns, velocity_samples_max: see ``velocity.VelocitySpec``.
+        luld_halt_ns: LULD trading pause length; 0 = no LULD (needs a band).
+        luld_limit_state_ns, luld_auction_ns, luld_reference_update_ppm: see ``luld.LuldSpec``.
+        auction_allocation: 0 time, 1 pro-rata rationing at the margin (``auction.Allocation``).
+        auction_fee_ppm: fee both legs of an auction/batch fill pay (>= 0); None = the taker fee.
+        auction_orders_max: orders one auction/batch book may hold.
+        bond_atoms_min, commitments_per_round_max: sealed-bid commit-reveal limits.
+    """
+
+    band_ppm: int = 0
+    band_mode: int = 0
+    band_reference: int = 0
+    band_sweep_orders_max: int = 64
+    velocity_threshold_ticks: int = 0
+    velocity_lookback_ns: int = 0
+    velocity_pause_ns: int = 0
+    velocity_samples_max: int = 1024
+    luld_halt_ns: int = 0
+    luld_limit_state_ns: int = 15_000_000_000
+    luld_auction_ns: int = 10_000_000_000
+    luld_reference_update_ppm: int = 10_000
+    auction_allocation: int = 0
+    auction_fee_ppm: int | None = None
+    auction_orders_max: int = 10_000
+    bond_atoms_min: int = 1
+    commitments_per_round_max: int = 10_000
+
+    def canonical(self) -> list[Any]:
+        """Plain data for the config hash (field order fixed)."""
+        return [getattr(self, f) for f in self.__slots__]
+
+
+_INTEGRITY_DEFAULT = IntegrityConfig()
+
+
+@dataclass(frozen=True, slots=True)
 class InstrumentSpec:
     """A tradable contract; all numbers integers on the instrument's grid.
 
@@ -115,6 +164,13 @@ class InstrumentSpec:
     maker_fee_ppm: int
     taker_fee_ppm: int
     margin_tiers: tuple[MarginTier, ...]
+    integrity: IntegrityConfig = _INTEGRITY_DEFAULT
+
+    @property
+    def auction_fee_ppm(self) -> int:
+        """Fee both legs of an auction or batch fill pay (never a rebate: no incentive to self-match)."""
+        fee = self.integrity.auction_fee_ppm
+        return self.taker_fee_ppm if fee is None else fee
 
     def notional_atoms(self, price_ticks: int, qty_lots: int) -> int:
         """Notional value in atoms of ``qty_lots`` at ``price_ticks`` (both non-negative)."""
@@ -185,9 +241,23 @@ class VenueConfig:
     atom_decimals: int
     limits: VenueLimits
     instruments: dict[int, InstrumentSpec]
+    guardian_ids: tuple[int, ...] = ()
 
     def canonical(self) -> list[Any]:
-        """A plain-data form used in state snapshots and the state hash."""
+        """A plain-data form used in state snapshots and the state hash.
+
+        Market-integrity settings (guardian ids, ``[instrument.integrity]``) are appended only when
+        present, so the hash of a configuration without them is what it was before issue 4.
+        """
+        out = self._canonical_base()
+        if self.guardian_ids:
+            out.append(["guardian_ids", list(self.guardian_ids)])
+        for s in sorted(self.instruments.values(), key=lambda s: s.instrument_id):
+            if s.integrity != _INTEGRITY_DEFAULT:
+                out.append(["integrity", s.instrument_id, s.integrity.canonical()])
+        return out
+
+    def _canonical_base(self) -> list[Any]:
         return [
             self.name,
             self.settlement_asset,
@@ -256,6 +326,67 @@ def _margin_tiers(raw: Any, where: str, atom_decimals: int) -> tuple[MarginTier,
     return tuple(tiers)
 
 
+_BAND_MODES = {"aggressive_side": 0, "both_sides": 1}
+_BAND_REFERENCES = {"mark": 0, "last_trade": 1}
+_ALLOCATIONS = {"time": 0, "pro_rata": 1}
+_NS_MAX = 10**15  # about 11.5 days
+_INTEGRITY_KEYS = frozenset(IntegrityConfig.__slots__)
+
+
+def _choice(table: dict[str, Any], key: str, where: str, choices: dict[str, int], default: str) -> int:
+    value = table.get(key, default)
+    if value not in choices:
+        raise ConfigError(f"{where}.{key}: expected one of {sorted(choices)}, got {value!r}")
+    return choices[value]
+
+
+def _integrity(raw: Any, where: str, taker_fee_ppm: int) -> IntegrityConfig:
+    """Validate an optional ``[instrument.integrity]`` table (absent => everything off)."""
+    if raw is None:
+        return _INTEGRITY_DEFAULT
+    where = f"{where}.integrity"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    extra = set(raw) - _INTEGRITY_KEYS
+    if extra:
+        raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
+    d = _INTEGRITY_DEFAULT
+    band_ppm = _int_field(raw, "band_ppm", where, lo=0, hi=PPM, default=0)
+    velocity = _int_field(raw, "velocity_threshold_ticks", where, lo=0, hi=10**15, default=0)
+    lo_ns = 1 if velocity else 0
+    luld_halt = _int_field(raw, "luld_halt_ns", where, lo=0, hi=_NS_MAX, default=0)
+    if luld_halt and not band_ppm:
+        raise ConfigError(f"{where}.luld_halt_ns: LULD needs a price band (band_ppm > 0)")
+    fee = raw.get("auction_fee_ppm")
+    if fee is not None:
+        fee = _int_field(raw, "auction_fee_ppm", where, lo=0, hi=PPM // 10)
+    return IntegrityConfig(
+        band_ppm=band_ppm,
+        band_mode=_choice(raw, "band_mode", where, _BAND_MODES, "aggressive_side"),
+        band_reference=_choice(raw, "band_reference", where, _BAND_REFERENCES, "mark"),
+        band_sweep_orders_max=_int_field(raw, "band_sweep_orders_max", where, lo=1, hi=10**6,
+                                         default=d.band_sweep_orders_max),
+        velocity_threshold_ticks=velocity,
+        velocity_lookback_ns=_int_field(raw, "velocity_lookback_ns", where, lo=lo_ns, hi=_NS_MAX, default=0),
+        velocity_pause_ns=_int_field(raw, "velocity_pause_ns", where, lo=lo_ns, hi=_NS_MAX, default=0),
+        velocity_samples_max=_int_field(raw, "velocity_samples_max", where, lo=2, hi=10**6,
+                                        default=d.velocity_samples_max),
+        luld_halt_ns=luld_halt,
+        luld_limit_state_ns=_int_field(raw, "luld_limit_state_ns", where, lo=0, hi=_NS_MAX,
+                                       default=d.luld_limit_state_ns),
+        luld_auction_ns=_int_field(raw, "luld_auction_ns", where, lo=1, hi=_NS_MAX, default=d.luld_auction_ns),
+        luld_reference_update_ppm=_int_field(raw, "luld_reference_update_ppm", where, lo=0, hi=PPM,
+                                             default=d.luld_reference_update_ppm),
+        auction_allocation=_choice(raw, "auction_allocation", where, _ALLOCATIONS, "time"),
+        auction_fee_ppm=fee,
+        auction_orders_max=_int_field(raw, "auction_orders_max", where, lo=1, hi=200_000,
+                                      default=d.auction_orders_max),
+        bond_atoms_min=_int_field(raw, "bond_atoms_min", where, lo=1, hi=10**18, default=d.bond_atoms_min),
+        commitments_per_round_max=_int_field(raw, "commitments_per_round_max", where, lo=1, hi=10**6,
+                                             default=d.commitments_per_round_max),
+    )
+
+
 def _instrument(raw: dict[str, Any], index: int, atom_decimals: int) -> InstrumentSpec:
     where = f"instrument[{index}]"
     iid = _int_field(raw, "instrument_id", where, lo=1, hi=2**31 - 1)
@@ -301,6 +432,7 @@ def _instrument(raw: dict[str, Any], index: int, atom_decimals: int) -> Instrume
         maker_fee_ppm=maker,
         taker_fee_ppm=taker,
         margin_tiers=_margin_tiers(raw.get("margin_tiers"), where, atom_decimals),
+        integrity=_integrity(raw.get("integrity"), where, taker),
     )
 
 
@@ -343,7 +475,15 @@ def venue_config_from_dict(raw: dict[str, Any]) -> VenueConfig:
     asset = venue.get("settlement_asset", "USDC")
     if not isinstance(name, str) or not isinstance(asset, str):
         raise ConfigError("venue.name and venue.settlement_asset must be strings")
-    return VenueConfig(name, asset, atom_decimals, limits, instruments)
+    guardians_raw = venue.get("guardian_ids")
+    guardian_ids: tuple[int, ...] = ()
+    if guardians_raw is not None:
+        if (not isinstance(guardians_raw, list) or not guardians_raw
+                or any(type(g) is not int or not 1 <= g <= 2**63 - 1 for g in guardians_raw)
+                or len(set(guardians_raw)) != len(guardians_raw)):
+            raise ConfigError("venue.guardian_ids: expected a non-empty list of distinct positive integers")
+        guardian_ids = tuple(guardians_raw)
+    return VenueConfig(name, asset, atom_decimals, limits, instruments, guardian_ids)
 
 
 def load_venue_config(path: str | Path) -> VenueConfig:

@@ -6,7 +6,7 @@ Codes never change meaning once released; new codes take new numbers. Each reads
 * 2xx  account (unknown account, balances, limits)
 * 3xx  risk (margin, position limits, reduce-only)
 * 4xx  matching (order book rules)
-* 5xx  market state (reserved for circuit breakers)
+* 5xx  market state, guardian commands, price bands, auctions, commit-reveal (market integrity)
 """
 
 from __future__ import annotations
@@ -61,6 +61,34 @@ class RejectCode(IntEnum):
     market_no_liquidity = 402
     amend_no_change = 403
 
+    # 5xx market state, guardian commands, price protection, auctions, commit-reveal (issue 4; the same
+    # names and numbers as bastion.core.integrity.codes.IntegrityRejectCode)
+    market_halted = 500
+    market_cancel_only = 501
+    market_post_only_requires_post_only_order = 502
+    market_auction_forbids_order_kind = 503
+    market_settling = 504
+    venue_kill_switch_engaged = 505
+    market_state_transition_invalid = 506
+    guardian_unauthorized = 507
+    matching_mode_change_invalid = 508
+    market_not_sealed_batch = 509
+    price_ticks_outside_band = 510
+    band_sweep_in_progress = 511
+    commit_id_duplicate = 520
+    commitment_malformed = 521
+    bond_atoms_below_min = 522
+    commitments_per_round_max_reached = 523
+    commit_unknown = 524
+    reveal_window_not_open = 525
+    reveal_window_closed = 526
+    commit_already_revealed = 527
+    reveal_mismatch = 528
+    salt_malformed = 529
+    auction_orders_max_reached = 530
+    auction_order_unknown = 531
+    sealed_batch_requires_commit = 532
+
 
 class CancelReason(IntEnum):
     """Why an order left the book (or a taker's remainder was not rested), other than a full fill."""
@@ -77,3 +105,7 @@ class CancelReason(IntEnum):
     levels_walked_max = 10
     fills_per_command_max = 11
     amended = 12
+    velocity_pause = 13  # IOC/FOK/market remainder when its walk engaged the velocity pause
+    outside_band = 14  # resting order beyond the moved band on its aggressive side (swept)
+    auction_remainder = 15  # IOC/market remainder after an uncross or a batch clearing
+    market_settling = 16  # canceled when the instrument entered SETTLING

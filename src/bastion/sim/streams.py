@@ -26,6 +26,8 @@ from bastion.core.commands import (
     Heartbeat,
     PlaceOrder,
     Sequenced,
+    SetKillSwitch,
+    SetMarketState,
     SetMarkPrice,
     Transfer,
     Withdraw,
@@ -229,11 +231,26 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12) -
             cmd = Transfer(acct, rng.randint(1, accounts), rng.choice((1, 10**7, 10**9)))
         elif r < 0.91:
             cmd = Deposit(acct, rng.choice((10**6, 10**9)))
-        elif r < 0.95:
+        elif r < 0.935:
             cmd = Heartbeat()
+        elif r < 0.95:
+            cmd = _guardian(rng, config, iid, now)
         else:
             cmd = _malformed(rng, acct, iid, client, config.instruments[iid].price_ticks_max)
         tracker.observe((yield Sequenced(seq, now, cmd)) or [])
+
+
+def _guardian(rng: random.Random, config: VenueConfig, iid: int, now: int) -> Command:
+    """A market-integrity guardian command: mostly from a configured guardian, sometimes not (or mistyped)."""
+    guardians = list(config.guardian_ids) or [1]
+    guardian = rng.choice(guardians) if rng.random() > 0.1 else 424242
+    if rng.random() < 0.15:
+        return SetKillSwitch(guardian, rng.random() < 0.3 if rng.random() > 0.05 else 1)  # type: ignore[arg-type]
+    state = rng.choice((0, 0, 0, 1, 2, 3, 4, 4, 4, 5)) if rng.random() > 0.998 else rng.choice((0, 0, 1, 2, 3, 4, 4))
+    auction_ns = rng.choice((0, 0, 20_000, 100_000, 1_000_000)) if state == 4 else 0
+    if rng.random() < 0.03:
+        return SetMarketState(guardian, iid, rng.choice(_BAD_INTS + (6,)), auction_ns)  # type: ignore[arg-type]
+    return SetMarketState(guardian, iid, state, auction_ns)
 
 
 def _malformed(rng: random.Random, acct: int, iid: int, client: int, price_max: int) -> Command:

@@ -77,11 +77,19 @@ class VelocityGuard:
                 queue.popleft()
 
     def window(self, now_ns: int) -> tuple[int, int] | None:
-        """``(min, max)`` of the window at ``now_ns``, or None when it is empty."""
-        self._evict(now_ns)
-        if not self._maxq:
+        """``(min, max)`` of the window at ``now_ns``, or None when it is empty.
+
+        A pure read (the engine calls it for commands that may be rejected, and a rejected command must
+        not change the state hash): stale front entries are skipped, not evicted; :meth:`record` evicts.
+        Bounded by ``samples_max`` per queue.
+        """
+        assert now_ns >= self.last_ns, "engine time went backwards"
+        oldest_ns = now_ns - self.spec.lookback_ns
+        high = next((p for t, p in self._maxq if t >= oldest_ns), None)
+        low = next((p for t, p in self._minq if t >= oldest_ns), None)
+        if high is None or low is None:
             return None
-        return self._minq[0][1], self._maxq[0][1]
+        return low, high
 
     def move_ticks(self, now_ns: int, price_ticks: int) -> int:
         """How far ``price_ticks`` at ``now_ns`` lies outside the window's range (0 if inside or empty)."""
@@ -121,6 +129,7 @@ class VelocityGuard:
         """Record a trade price; return True when it engaged the guard (move ``>= threshold``)."""
         assert price_ticks > 0
         engaged = self.would_engage(now_ns, price_ticks)
+        self._evict(now_ns)
         self._push(self._maxq, now_ns, price_ticks, higher=True)
         self._push(self._minq, now_ns, price_ticks, higher=False)
         return engaged
