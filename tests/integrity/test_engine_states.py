@@ -34,7 +34,7 @@ def test_default_config_state_hash_is_unchanged_by_the_integrity_layer(config) -
     """No guardian ids, no integrity table: the config hash and state encoding are what they were."""
     assert make_config(guardians=False).canonical() == config.canonical()
     engine = Engine(config)
-    assert len(engine.canonical_state()) == 9
+    assert len(engine.canonical_state()) == 10  # 9 base entries + the risk block; no integrity block
 
 
 def test_guardian_halts_and_the_allowed_table_applies() -> None:

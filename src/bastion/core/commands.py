@@ -11,6 +11,8 @@ from enum import IntEnum
 
 import msgspec
 
+from bastion.core.risk_messages import SetOraclePrice
+
 __all__ = [
     "AmendOrder",
     "CancelAll",
@@ -28,6 +30,7 @@ __all__ = [
     "Sequenced",
     "SetKillSwitch",
     "SetMarkPrice",
+    "SetOraclePrice",
     "SetMarketState",
     "SetMatchingMode",
     "Side",
@@ -221,7 +224,8 @@ class RevealOrder(msgspec.Struct, tag="reveal_order", **_opts):
 
 
 Command = (
-    CreateAccount
+    SetOraclePrice
+    |     CreateAccount
     | Deposit
     | Withdraw
     | Transfer

@@ -81,6 +81,8 @@ from bastion.core.integrity.states import (
 )
 from bastion.core.margin import OVER_MAX_TIER, free_collateral_atoms
 from bastion.core.rejects import CancelReason, RejectCode
+from bastion.core.risk_engine import RiskConfig, RiskEngine
+from bastion.core.risk_messages import SetOraclePrice
 from bastion.core.units import PPM, ceil_div
 
 __all__ = ["Engine", "InvariantViolation", "BookFactory"]
@@ -108,7 +110,8 @@ class Engine:
         check_invariants: run the full O(state) invariant check after every command (tests/verifier).
     """
 
-    def __init__(self, config: VenueConfig, book_factory: BookFactory = FastBook, check_invariants: bool = False):
+    def __init__(self, config: VenueConfig, book_factory: BookFactory = FastBook, check_invariants: bool = False,
+                 risk: RiskConfig | None = None):
         self.config = config
         self.limits = config.limits
         self.specs: dict[int, InstrumentSpec] = dict(config.instruments)
@@ -134,7 +137,9 @@ class Engine:
         self.fills_made = 0
         self.fills_per_command_max = self.limits.fills_per_command_max
         self.levels_walked_max = self.limits.levels_walked_max
-        self._config_hash = hashlib.sha256(msgspec.msgpack.encode(config.canonical())).digest()
+        self.risk_config = risk if risk is not None else RiskConfig()
+        self._config_hash = hashlib.sha256(msgspec.msgpack.encode([config.canonical(), self.risk_config.canonical()])).digest()
+        self.risk = RiskEngine(self, self.risk_config)
         self._handlers: dict[type, Callable[[Any], None]] = {
             PlaceOrder: self._place,
             CancelOrder: self._cancel,
@@ -146,6 +151,7 @@ class Engine:
             Transfer: self._transfer,
             DepositInsuranceFund: self._deposit_insurance_fund,
             SetMarkPrice: self._set_mark_price,
+            SetOraclePrice: self._set_oracle_price,
             Heartbeat: lambda cmd: None,
             SetMarketState: self._set_market_state,
             SetKillSwitch: self._set_kill_switch,
@@ -188,6 +194,9 @@ class Engine:
             self._expire_due()
         if not self._integrity_idle:
             self._integrity_timers()
+        risk = self.risk
+        if risk.index_prices:
+            risk.before_command()
         handler = self._handlers.get(type(item.command))
         if handler is None:
             events.append(CommandRejected(type(item.command).__name__, 0, 0, R.command_unknown))
@@ -195,6 +204,8 @@ class Engine:
             handler(item.command)
         if not self._integrity_idle:
             self._integrity_after()
+        if risk.touched or risk.marks_changed or risk.queue:
+            risk.after_command()
         if self.check_every_command:
             self.check_invariants()
         return events
@@ -249,6 +260,7 @@ class Engine:
             return self._reject(cmd, code)
         account.balance_atoms += cmd.amount_atoms
         self.deposits_total_atoms += cmd.amount_atoms
+        self.risk.touch(account.account_id)
         self._events.append(Deposited(account.account_id, cmd.amount_atoms, account.balance_atoms))
 
     def _withdrawal_code(self, account: Account, amount: int) -> RejectCode | None:
@@ -270,6 +282,7 @@ class Engine:
             return self._reject(cmd, code)
         account.balance_atoms -= cmd.amount_atoms
         self.withdrawals_total_atoms += cmd.amount_atoms
+        self.risk.touch(account.account_id)
         self._events.append(Withdrawn(account.account_id, cmd.amount_atoms, account.balance_atoms))
 
     def _transfer(self, cmd: Any) -> None:
@@ -288,6 +301,8 @@ class Engine:
             return self._reject(cmd, code)
         src.balance_atoms -= cmd.amount_atoms
         dst.balance_atoms += cmd.amount_atoms
+        self.risk.touch(src.account_id)
+        self.risk.touch(dst.account_id)
         self._events.append(Transferred(src.account_id, dst.account_id, cmd.amount_atoms))
 
     def _deposit_insurance_fund(self, cmd: Any) -> None:
@@ -308,11 +323,20 @@ class Engine:
             return self._reject(cmd, R.price_ticks_not_positive)
         if cmd.price_ticks > spec.price_ticks_max:
             return self._reject(cmd, R.price_ticks_above_max)
-        self.marks[cmd.instrument_id] = cmd.price_ticks
-        self._events.append(MarkPriceSet(cmd.instrument_id, cmd.price_ticks))
-        m = self.integ[cmd.instrument_id]
+        self._mark_moved(cmd.instrument_id, cmd.price_ticks)
+
+    def _mark_moved(self, instrument_id: int, price_ticks: int) -> None:
+        """A new mark price (operator override or the risk engine's mark from the oracle index):
+        publish it, let the risk engine sweep for liquidations, and move a mark-referenced band."""
+        self.marks[instrument_id] = price_ticks
+        self._events.append(MarkPriceSet(instrument_id, price_ticks))
+        self.risk.mark_changed(instrument_id)
+        m = self.integ[instrument_id]
         if m.band_spec is not None and m.band_spec.source == ReferenceSource.MARK:
-            self._move_reference(m, cmd.price_ticks)
+            self._move_reference(m, price_ticks)
+
+    def _set_oracle_price(self, cmd: Any) -> None:
+        self.risk.set_oracle_price(cmd)
 
     # ------------------------------------------------------------------ orders: validation
 
@@ -651,8 +675,14 @@ class Engine:
             m_pos.open_sell_lots -= qty_lots
             t_pos.open_buy_lots -= qty_lots
         self.fills_made += 1
+        risk = self.risk
+        risk.touched.add(maker.account_id)
+        risk.touched.add(taker.account_id)
+        risk.last_trade_ticks[iid] = price_ticks
         self._events.append(TradeExecuted(iid, price_ticks, qty_lots, taker.side, maker.order_id, taker.order_id,
                                           maker.account_id, taker.account_id, maker_fee, taker_fee, m_pnl, t_pnl))
+        if taker.order_id == risk.active_order_id:
+            risk.liquidation_fill(taker, qty_lots, price_ticks)
         if maker.qty_lots == 0:
             self._untrack(m_acct, maker)
         if taker.qty_lots == 0:
@@ -1341,6 +1371,9 @@ class Engine:
             raise InvariantViolation(f"unbooked index disagrees: {parked} / {len(self.unbooked)}")
         if not (live == len(self.orders) == resting + parked):
             raise InvariantViolation(f"order indexes disagree: {live} / {len(self.orders)} / {resting}+{parked}")
+        broken = self.risk.check()
+        if broken:
+            raise InvariantViolation(f"risk invariant broken at seq {self.seq}: {broken[0]}")
 
     def canonical_state(self) -> list[Any]:
         """The business state as plain data, in a canonical order (input of the state hash).
@@ -1368,6 +1401,7 @@ class Engine:
             self.insurance_fund_atoms,
             self.deposits_total_atoms,
             self.withdrawals_total_atoms,
+            self.risk.canonical(),
         ]
         integrity = self._integrity_canonical()
         if integrity is not None:
@@ -1395,18 +1429,19 @@ class Engine:
 
     @classmethod
     def restore(cls, config: VenueConfig, data: bytes, book_factory: BookFactory = FastBook,
-                check_invariants: bool = False) -> Engine:
+                check_invariants: bool = False, risk: RiskConfig | None = None) -> Engine:
         """Rebuild an engine from :meth:`snapshot` bytes.
 
         Raises:
             ValueError: the snapshot belongs to another venue configuration or is malformed.
         """
         seq, now_ns, state = msgspec.msgpack.decode(data)
-        engine = cls(config, book_factory, check_invariants)
-        (config_hash, accounts, books, marks, next_id, fee_pool, insurance, deposits, withdrawals) = state[:9]
+        engine = cls(config, book_factory, check_invariants, risk)
+        (config_hash, accounts, books, marks, next_id, fee_pool, insurance, deposits, withdrawals,
+         risk_state) = state[:10]
         parked: set[int] = set()
-        if len(state) > 9:  # the market-integrity block
-            kill, bonds, per = state[9]
+        if len(state) > 10:  # the market-integrity block
+            kill, bonds, per = state[10]
             engine.kill_switch_engaged, engine.bonds_escrowed_atoms = bool(kill), bonds
             for entry in per:
                 m = engine.integ[entry[0]]
@@ -1440,5 +1475,6 @@ class Engine:
         engine.fee_pool_atoms, engine.insurance_fund_atoms = fee_pool, insurance
         engine.deposits_total_atoms, engine.withdrawals_total_atoms = deposits, withdrawals
         engine._refresh_idle()
+        engine.risk.restore(risk_state)
         engine.check_invariants()
         return engine

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 import msgspec
 
+from bastion.core.risk_messages import (
+    AutoDeleveraged,
+    BadDebtRecorded,
+    FundingPaid,
+    FundingRateSet,
+    IndexPriceSet,
+    InsuranceFundUsed,
+    PositionLiquidated,
+    SocializedLoss,
+)
+
 __all__ = [
     "AccountCreated",
     "AuctionCleared",
@@ -219,7 +230,15 @@ class BondReturned(msgspec.Struct, tag="bond_returned", **_opts):
 
 
 Event = (
-    AccountCreated
+    IndexPriceSet
+    | PositionLiquidated
+    | InsuranceFundUsed
+    | AutoDeleveraged
+    | SocializedLoss
+    | BadDebtRecorded
+    | FundingRateSet
+    | FundingPaid
+    |     AccountCreated
     | Deposited
     | Withdrawn
     | Transferred

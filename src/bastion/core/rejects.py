@@ -54,6 +54,11 @@ class RejectCode(IntEnum):
     position_notional_above_max_tier = 301
     reduce_only_would_increase = 302
     withdrawal_exceeds_free_collateral = 303
+    open_interest_cap_exceeded = 304
+    account_in_liquidation = 305
+    withdrawal_blocked_negative_equity_seen = 306
+    insurance_fund_insufficient = 307
+    index_price_unavailable = 308
 
     # 4xx matching
     post_only_would_take = 400
@@ -105,6 +110,7 @@ class CancelReason(IntEnum):
     levels_walked_max = 10
     fills_per_command_max = 11
     amended = 12
+    liquidation = 17
     velocity_pause = 13  # IOC/FOK/market remainder when its walk engaged the velocity pause
     outside_band = 14  # resting order beyond the moved band on its aggressive side (swept)
     auction_remainder = 15  # IOC/market remainder after an uncross or a batch clearing

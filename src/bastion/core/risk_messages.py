@@ -1,0 +1,114 @@
+"""Commands and events of the risk engine (issue 3). Part of the engine's Command / Event unions.
+
+Field layouts follow docs/risk-integration.md §3 and §5. Units: ticks, lots, atoms, ppb for funding
+rates, ns for time.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "AutoDeleveraged",
+    "BadDebtRecorded",
+    "FundingPaid",
+    "FundingRateSet",
+    "IndexPriceSet",
+    "InsuranceFundUsed",
+    "PositionLiquidated",
+    "SetOraclePrice",
+    "SocializedLoss",
+]
+
+_opts = {"tag_field": "type", "frozen": True, "array_like": True, "gc": False}
+
+
+class SetOraclePrice(msgspec.Struct, tag="set_oracle_price", **_opts):
+    """The oracle shell's aggregated index price for one instrument, already on the tick grid.
+
+    The shell runs :class:`bastion.core.oracle.OracleState` over Ed25519-verified source reports and
+    journals its output here; the engine derives the mark price from it and the book, samples funding
+    premiums against it, and sweeps for liquidations when the mark moves.
+
+    Attributes:
+        instrument_id: the market.
+        index_price_ticks: > 0, <= price_ticks_max.
+        oracle_timestamp_ns: when the aggregate was formed; 0 < t <= engine time.
+        liquidations_paused: the oracle guard's verdict (index too far from its TWAP, stale, ...).
+    """
+
+    instrument_id: int
+    index_price_ticks: int
+    oracle_timestamp_ns: int
+    liquidations_paused: bool = False
+
+
+class IndexPriceSet(msgspec.Struct, tag="index_price_set", **_opts):
+    instrument_id: int
+    index_price_ticks: int
+    oracle_timestamp_ns: int
+    liquidations_paused: bool
+
+
+class PositionLiquidated(msgspec.Struct, tag="position_liquidated", **_opts):
+    """One fill of a liquidation IOC (its TradeExecuted comes first)."""
+
+    account_id: int
+    instrument_id: int
+    side: int
+    qty_lots: int
+    price_ticks: int
+    limit_price_ticks: int
+    bankruptcy_price_ticks: int
+    liquidation_fee_atoms: int
+    equity_atoms: int
+    maintenance_atoms: int
+
+
+class InsuranceFundUsed(msgspec.Struct, tag="insurance_fund_used", **_opts):
+    """``amount_atoms`` > 0: the fund paid a bankrupt account's deficit; < 0: it collected residual equity."""
+
+    account_id: int
+    amount_atoms: int
+    insurance_fund_atoms: int
+
+
+class AutoDeleveraged(msgspec.Struct, tag="auto_deleveraged", **_opts):
+    """A forced close at the mark between a bankrupt account and a counterparty (backstop or ADL)."""
+
+    instrument_id: int
+    account_id: int
+    counterparty_id: int
+    qty_lots: int
+    price_ticks: int
+    via: int
+    charge_atoms: int
+    counterparty_realized_pnl_atoms: int
+
+
+class SocializedLoss(msgspec.Struct, tag="socialized_loss", **_opts):
+    account_id: int
+    bankrupt_account_id: int
+    amount_atoms: int
+
+
+class BadDebtRecorded(msgspec.Struct, tag="bad_debt_recorded", **_opts):
+    account_id: int
+    amount_atoms: int
+
+
+class FundingRateSet(msgspec.Struct, tag="funding_rate_set", **_opts):
+    instrument_id: int
+    premium_ppb: int
+    rate_8h_ppb: int
+    rate_ppb: int
+    mark_ticks: int
+    remainder_atoms: int
+
+
+class FundingPaid(msgspec.Struct, tag="funding_paid", **_opts):
+    """``amount_atoms`` > 0 received, < 0 paid."""
+
+    instrument_id: int
+    account_id: int
+    amount_atoms: int
