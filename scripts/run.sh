@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Quick start 1/2: set up .venv (compiled core) and run the main job on the bundled data.
+# Quick start 1/2: set up .venv (compiled core) and run the main job: replay the bundled real Binance
+# sample through the full venue; writes out/replay/report.html and out/replay/summary.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -9,4 +10,4 @@ if ! .venv/bin/python -c "import bastion" 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q --disable-pip-version-check . >/dev/null
 fi
-exec .venv/bin/bastion simulate --out out/simulate "$@"
+exec .venv/bin/bastion replay --out out/replay "$@"

@@ -103,8 +103,10 @@ def simulate(
 
 def _register_subcommands() -> None:
     from bastion.audit.commands import register as register_audit
+    from bastion.sim.replay.cli import register as register_replay
 
     register_audit(app)
+    register_replay(app)
 
 
 _register_subcommands()

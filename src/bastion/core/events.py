@@ -21,6 +21,14 @@ from bastion.core.risk_messages import (
 
 __all__ = [
     "AccountCreated",
+    "AutoDeleveraged",
+    "BadDebtRecorded",
+    "FundingPaid",
+    "FundingRateSet",
+    "IndexPriceSet",
+    "InsuranceFundUsed",
+    "PositionLiquidated",
+    "SocializedLoss",
     "AuctionCleared",
     "AuctionIndicative",
     "BondForfeited",

@@ -1,0 +1,317 @@
+"""``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no external resources).
+
+Panels: index vs each source (rejected reports marked), mark / last / touch, engine book depth, open
+interest, fills and volume, equity shortfall and accounts under maintenance, then the risk-engine panels
+(liquidations, insurance fund, ADL, funding, circuit breakers) which read "not yet available" until the
+engine defines those events (``risk.risk_features``), and the figures table. Plotting is shell code:
+floats and matplotlib live here only.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend first)
+from matplotlib.figure import Figure  # noqa: E402
+
+from bastion.sim.replay.scenario import Scenario  # noqa: E402
+from bastion.sim.replay.series import Series  # noqa: E402
+
+if TYPE_CHECKING:
+    from bastion.sim.replay.runner import ReplayResult
+
+__all__ = ["write_report"]
+
+buckets_max = 240
+"""Most bars in the fills/volume histogram."""
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2430}
+header{background:#1d2430;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
+header p{margin:2px 0;color:#c9d1dc;font-size:14px}main{padding:18px 28px;max-width:1200px}
+section{background:#fff;border:1px solid #dde2e8;border-radius:6px;margin:0 0 16px;padding:14px 18px}
+h2{font-size:16px;margin:0 0 8px}img{max-width:100%;height:auto;display:block}
+.na{color:#6b7685;font-style:italic;padding:18px;background:#f0f2f5;border-radius:4px;text-align:center}
+table{border-collapse:collapse;font-size:13px;width:100%}td,th{border-bottom:1px solid #e6e9ee;padding:4px 8px;
+text-align:left;vertical-align:top}td.v{font-family:ui-monospace,Menlo,monospace;text-align:right;white-space:nowrap}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:12px}
+.ok{color:#157f3b;font-weight:600}.bad{color:#b42318;font-weight:600}
+pre{font-size:12px;overflow:auto;max-height:420px;background:#f6f7f9;padding:8px}
+"""
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _time_axis(series: Series) -> tuple[list[float], str]:
+    span = series.t_s[-1] if series.t_s else 0.0
+    if span > 2 * 86_400:
+        return [t / 86_400 for t in series.t_s], "days since start"
+    if span > 2 * 3_600:
+        return [t / 3_600 for t in series.t_s], "hours since start"
+    return list(series.t_s), "seconds since start"
+
+
+def _figure(title: str, ylabel: str) -> tuple[Figure, Any]:
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+_REASON_STYLE = {  # reject reason -> (marker, colour, size)
+    "quote_depegged": ("x", "#d50000", 18),
+    "quote_rate_inconsistent": ("x", "#ff6d00", 18),
+    "quote_rate_unavailable": ("x", "#6d4c41", 18),
+    "price_outlier": ("^", "#6200ea", 16),
+    "report_stale": (".", "#757575", 6),
+}
+
+
+def _index_plot(series: Series) -> str:
+    x, xlabel = _time_axis(series)
+    fig, ax = _figure("Index vs sources (raw price in each source's own quote); markers: rejected reports", "price")
+    rejected: dict[str, tuple[list[float], list[float]]] = {}
+    for source_id, values in sorted(series.sources.items()):
+        ax.plot(x, values, lw=0.8, alpha=0.8, label=source_id)
+        for xi, value, reason in zip(x, values, series.rejected[source_id]):
+            if reason and not math.isnan(value):
+                xs, ys = rejected.setdefault(reason, ([], []))
+                xs.append(xi)
+                ys.append(value)
+    for reason, (xs, ys) in sorted(rejected.items()):
+        marker, colour, size = _REASON_STYLE.get(reason, ("o", "black", 10))
+        ax.scatter(xs, ys, marker=marker, s=size, color=colour, label=f"{reason} ({len(xs):,})", zorder=3,
+                   linewidths=0.8)
+    ax.plot(x, series.index_usd, lw=1.1, color="black", ls="--", label="index (USD)", zorder=4)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8, ncol=3, loc="best")
+    return _png(fig)
+
+
+def _price_plot(series: Series) -> str:
+    x, xlabel = _time_axis(series)
+    fig, ax = _figure("Mark and last price, engine best bid / ask", "USD")
+    ax.plot(x, series.bid_usd, lw=0.6, color="#2e7d32", alpha=0.6, label="best bid")
+    ax.plot(x, series.ask_usd, lw=0.6, color="#c62828", alpha=0.6, label="best ask")
+    ax.plot(x, series.last_usd, lw=0.9, color="#1565c0", label="last trade")
+    ax.plot(x, series.mark_usd, lw=1.3, color="black", label="mark")
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8, ncol=4)
+    return _png(fig)
+
+
+def _depth_plot(series: Series, lot_btc: float) -> str:
+    x, xlabel = _time_axis(series)
+    fig, ax = _figure(f"Engine book depth, top {series.levels} levels per side", "BTC")
+    ax.plot(x, [v * lot_btc for v in series.depth_bid_lots], lw=0.9, color="#2e7d32", label="bids")
+    ax.plot(x, [v * lot_btc for v in series.depth_ask_lots], lw=0.9, color="#c62828", label="asks")
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _oi_plot(series: Series, lot_btc: float) -> str:
+    x, xlabel = _time_axis(series)
+    fig, ax = _figure("Open interest and traders holding a position", "open interest, BTC")
+    ax.plot(x, [v * lot_btc for v in series.open_interest_lots], lw=1.1, color="#6a1b9a", label="open interest")
+    twin = ax.twinx()
+    twin.plot(x, series.traders_open, lw=0.8, color="#ef6c00", label="traders with a position")
+    twin.set_ylabel("traders")
+    ax.set_xlabel(xlabel)
+    _legend(ax, twin)
+    return _png(fig)
+
+
+def _legend(ax: Any, twin: Any) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    more_handles, more_labels = twin.get_legend_handles_labels()
+    ax.legend(handles + more_handles, labels + more_labels, fontsize=8, loc="upper left")
+
+
+def _buckets(x: list[float], values: list[int]) -> tuple[list[float], list[float], float]:
+    if not x:
+        return [], [], 1.0
+    count = max(1, min(buckets_max, len(x)))
+    lo, hi = x[0], x[-1] if x[-1] > x[0] else x[0] + 1.0
+    width = (hi - lo) / count
+    sums = [0.0] * count
+    for xi, v in zip(x, values):
+        sums[min(count - 1, int((xi - lo) / width))] += v
+    return [lo + (i + 0.5) * width for i in range(count)], sums, width
+
+
+def _fills_plot(series: Series, lot_btc: float) -> str:
+    x, xlabel = _time_axis(series)
+    centers, volume, width = _buckets(x, series.volume_lots)
+    _, fills, _ = _buckets(x, series.fills)
+    fig, ax = _figure("Fills and traded volume", "volume, BTC")
+    ax.bar(centers, [v * lot_btc for v in volume], width=width * 0.9, color="#90caf9", label="volume (BTC)")
+    twin = ax.twinx()
+    twin.plot(centers, fills, lw=1.0, color="#0d47a1", label="fills")
+    twin.set_ylabel("fills")
+    ax.set_xlabel(xlabel)
+    _legend(ax, twin)
+    return _png(fig)
+
+
+def _risk_plot(series: Series) -> str:
+    x, xlabel = _time_axis(series)
+    fig, ax = _figure("Equity shortfall (sum of negative equity at the mark) and accounts at risk", "shortfall, USD")
+    ax.plot(x, series.shortfall_usd, lw=1.2, color="#b71c1c", label="equity shortfall (USD)")
+    twin = ax.twinx()
+    twin.plot(x, series.under_maintenance, lw=0.9, color="#ef6c00", label="under maintenance margin")
+    twin.plot(x, series.bankrupt, lw=0.9, color="#4e342e", ls="--", label="equity < 0")
+    twin.set_ylabel("accounts")
+    ax.set_xlabel(xlabel)
+    _legend(ax, twin)
+    return _png(fig)
+
+
+def _insurance_plot(series: Series) -> str:
+    x, xlabel = _time_axis(series)
+    fig, ax = _figure("Insurance fund", "USD")
+    ax.plot(x, series.insurance_fund_usd, lw=1.2, color="#00695c")
+    ax.set_xlabel(xlabel)
+    return _png(fig)
+
+
+def _risk_events_plot(series: Series) -> str:
+    """Cumulative liquidation fills, ADL closes, funding payments and breaker transitions over time."""
+    x, xlabel = _time_axis(series)
+    fig, ax = _figure("Risk-engine events (cumulative)", "events")
+    colours = {"liquidations": "#c62828", "adl": "#6a1b9a", "funding": "#1565c0", "breakers": "#ef6c00"}
+    for family, column in sorted(series.risk_events.items()):
+        if family in colours and len(column) == len(x):
+            ax.plot(x, column, lw=1.2, color=colours[family], label=family)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlabel(xlabel)
+    return _png(fig)
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def _img(src: str, alt: str) -> str:
+    return f'<img src="{src}" alt="{html.escape(alt)}">'
+
+
+def _na(what: str) -> str:
+    return (f'<div class="na">{html.escape(what)}: not yet available — the risk engine is being built; this '
+            "panel fills in once the engine emits these events.</div>")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    return html.escape(str(value))
+
+
+def _usd(atoms: int, decimals: int = 6) -> str:
+    return f"{atoms / 10**decimals:,.2f} USD"
+
+
+def _figures_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    risk, index, book, timing = summary["risk"], summary["index"], summary["book"], summary["timing"]
+    rows: list[tuple[str, str, str]] = [
+        ("commands", _fmt(summary["commands"]), "journaled commands"),
+        ("events", _fmt(summary["events"]), "engine events"),
+        ("fills", _fmt(summary["fills"]), "TradeExecuted events"),
+        ("volume", f"{summary['volume_lots'] / 1000:,.3f} BTC", f"{_usd(summary['notional_atoms'])} notional"),
+        ("duration", f"{summary['duration_s']:,.1f} s", "engine (capture) time covered"),
+        ("max index deviation", f"{summary['max_index_deviation_ppm']:,} ppm", f"vs {index['reference_source']}"),
+        ("mark vs book mid, max", f"{index['mark_vs_book_mid_max_ppm']:,} ppm", "engine book mid at index ticks"),
+        ("index ticks priced", f"{index['priced_ticks']:,} / {index['ticks']:,}", "no-price ticks keep the mark"),
+        ("liquidations", _fmt(summary["liquidations"]), "0 until the risk engine exists"),
+        ("bad debt", _usd(summary["bad_debt_atoms"]), "realized (risk engine)"),
+        ("insurance fund drawdown", _usd(summary["insurance_fund_drawdown_atoms"]), "peak minus current, max"),
+        ("ADL", _fmt(summary["adl_count"]), "auto-deleveraging events"),
+        ("accounts under maintenance, max", _fmt(risk["accounts_under_maintenance_max"]), "equity < MM at the mark"),
+        ("accounts with equity < 0, max", _fmt(risk["accounts_bankrupt_max"]), "would be bad debt"),
+        ("equity shortfall, max", _usd(risk["equity_shortfall_max_atoms"]), "sum of negative equity"),
+        ("equity shortfall, end", _usd(risk["equity_shortfall_end_atoms"]), ""),
+        ("open interest, end", f"{summary['open_interest_end_lots'] / 1000:,.3f} BTC", ""),
+        ("book checks (mismatches)", f"{book['checks']:,} ({book['mismatches']:,})", "engine top N vs target"),
+        ("state hash", summary["state_hash"][:16] + "…", "SHA-256 of the engine state"),
+        ("journal replay", "matches" if summary["journal_replay_state_hash"] in (None, summary["state_hash"])
+         else "DIVERGED", "fresh engine from seq 1"),
+        ("events / s (wall)", _fmt(timing["events_per_s"]), f"run {timing['wall_s']:.2f} s (timing, not a figure)"),
+    ]
+    return rows
+
+
+def _table(rows: list[tuple[str, str, str]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(a)}</th><td class=v>{b}</td><td>{html.escape(c)}</td></tr>"
+                   for a, b, c in rows)
+    return f"<table>{body}</table>"
+
+
+def write_report(result: ReplayResult, scenario: Scenario, path: Path) -> None:
+    """Render the replay's report page to ``path`` (self-contained HTML)."""
+    summary, series = result.summary, result.series
+    lot_btc = 0.001
+    features = summary["risk_engine_features"]
+    started = datetime.fromtimestamp(summary["start_ns"] / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    verified = summary["journal_replay_state_hash"] in (None, summary["state_hash"])
+    parts = [
+        _section("Index vs each source", _img(_index_plot(series), "index and sources")),
+        _section("Mark and last price", _img(_price_plot(series), "mark and last price")),
+        _section("Book depth over time", _img(_depth_plot(series, lot_btc), "book depth")),
+        _section("Open interest", _img(_oi_plot(series, lot_btc), "open interest")),
+        _section("Fills and volume", _img(_fills_plot(series, lot_btc), "fills and volume")),
+        _section("Equity shortfall and accounts under maintenance", _img(_risk_plot(series), "risk")),
+        _section("Liquidations, ADL, funding and breakers over time", _img(_risk_events_plot(series), "risk events")),
+    ]
+    risk_panels = [
+        ("Liquidations", "liquidations", f"{summary['liquidations']:,} liquidations"),
+        ("Insurance fund", "insurance", ""),
+        ("ADL", "adl", f"{summary['adl_count']:,} ADL events"),
+        ("Funding", "funding", f"{summary['risk']['funding_events']:,} funding events"),
+        ("Circuit breakers", "breakers", f"{summary['risk']['breaker_events']:,} breaker events"),
+    ]
+    cells = []
+    for title, feature, text in risk_panels:
+        if not features.get(feature):
+            cells.append(f"<div><h2>{title}</h2>{_na(title)}</div>")
+        elif feature == "insurance":
+            cells.append(f"<div><h2>{title}</h2>{_img(_insurance_plot(series), 'insurance fund')}</div>")
+        else:
+            note = " (the engine defines these events; the scenario's [breakers] table is reserved)" \
+                if feature == "breakers" else ""
+            cells.append(f"<div><h2>{title}</h2><p>{html.escape(text + note)}</p></div>")
+    parts.append(f'<section><div class="grid">{"".join(cells)}</div></section>')
+    parts.append(_section("Figures", _table(_figures_rows(summary))))
+    parts.append(_section("summary.json", "<details><summary>all figures</summary><pre>"
+                          + html.escape(json.dumps(summary, indent=2)) + "</pre></details>"))
+    status = '<span class="ok">journal replay verified</span>' if verified else '<span class="bad">DIVERGED</span>'
+    page = (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>bastion replay — {html.escape(scenario.name)}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>bastion replay — {html.escape(scenario.name)}</h1>"
+        f"<p>{html.escape(scenario.scenario.description)}</p>"
+        f"<p>{html.escape(summary['kind'])} replay · data {html.escape(summary['data']['path'])} · start {started}"
+        f" · seed {summary['seed']} · state {summary['state_hash'][:16]}… · {status}</p></header>"
+        f"<main>{''.join(parts)}</main></body></html>"
+    )
+    path.write_text(page, encoding="utf-8")

@@ -1,0 +1,412 @@
+"""Replay scenarios: TOML files naming the data, venue, agents, oracle and seed of one run.
+
+A scenario is either a bundled name (``src/bastion/scenarios/<name>.toml``) or a path. The schema is
+the set of msgspec structs below; unknown keys, wrong types and out-of-range values are refused with
+:class:`ScenarioError` naming the field. Two kinds:
+
+* ``kind = "tick"``: a Binance capture directory (REST snapshot + depth diffs + trades) replayed
+  through the venue: resting liquidity mirrored by liquidity-provider accounts, real trades as IOC
+  taker orders, mark price from a multi-venue index (``bastion.sim.replay.tick``).
+* ``kind = "bars"``: 1-minute multi-source bars; a synthetic LP ladder around the path's close,
+  taker flow from the bar volume, the index from the USD/USDT/USDC quotes through ``OracleState``
+  (``bastion.sim.replay.bars``).
+
+Both add a seeded population of leveraged traders (``bastion.sim.replay.agents``).
+
+Money amounts in scenarios are whole USD (``*_usd``), durations whole seconds (``*_s``), ratios ppm,
+leverage in thousandths (``*_milli``). Keys ``[breakers]`` and ``[matching]`` are reserved: they are
+accepted only with their default (empty / ``mode = "continuous"``) until those features exist.
+
+Data locations: ``data.source = "bundled"`` reads ``bastion/data/<path>`` (the licensed sample that
+ships with the package); ``"shared"`` reads ``<shared data>/<path>``, where the shared data directory
+is ``<project root>/../shared/data`` (project root: the directory holding ``pyproject.toml`` above this
+package) unless given explicitly.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "BookParams",
+    "DataParams",
+    "GuardParams",
+    "OracleParams",
+    "OracleSource",
+    "QuoteParams",
+    "Scenario",
+    "ScenarioError",
+    "TraderParams",
+    "bundled_scenarios",
+    "default_shared_data",
+    "load_scenario",
+    "resolve_data_dir",
+    "resolve_scenario",
+    "venue_config_path",
+]
+
+DEFAULT_SCENARIO = "binance-tick-sample"
+levels_max = 200
+"""Most price levels per side an LP book may hold (mirror depth or ladder)."""
+accounts_per_group_max = 10_000
+"""Most accounts in one agent group (LPs, takers, traders)."""
+
+
+class ScenarioError(ValueError):
+    """A scenario file is missing, malformed or inconsistent; the message names the file and field."""
+
+
+_struct = {"forbid_unknown_fields": True, "frozen": True, "kw_only": True}
+
+
+class ScenarioHeader(msgspec.Struct, **_struct):
+    """``[scenario]``: identity, kind, seed and venue configuration."""
+
+    name: str
+    kind: Literal["tick", "bars"]
+    seed: int
+    venue_config: str
+    instrument_id: int = 1
+    description: str = ""
+
+
+class DataParams(msgspec.Struct, **_struct):
+    """``[data]``: where the input lives and which window of it to replay.
+
+    Attributes:
+        source: ``"bundled"`` or ``"shared"`` (see module docstring).
+        path: directory name below the data root.
+        perp_stream: tick only, capture prefix of the mirrored perpetual (``usdm_btcusdt``).
+        duration_s: tick only, replay at most this many seconds of capture time (0: all).
+        start / end: bars only, ISO-8601 UTC minute bounds ``[start, end)``.
+    """
+
+    source: Literal["bundled", "shared"]
+    path: str
+    perp_stream: str = "usdm_btcusdt"
+    duration_s: int = 0
+    start: str = ""
+    end: str = ""
+
+
+class BookParams(msgspec.Struct, **_struct):
+    """``[book]``: liquidity providers and takers.
+
+    Attributes:
+        levels: price levels per side kept by the LPs (mirror depth N, or ladder size).
+        lp_accounts / lp_deposit_usd: number of LP accounts and each one's deposit.
+        taker_accounts / taker_deposit_usd: accounts that send the taker flow (real trades or bar volume).
+        path_source: bars only, oracle source id whose bars are the perpetual's price path.
+        level_step_ppm: bars only, ladder level spacing as a fraction of the start price.
+        level_qty_lots: bars only, resting size of each ladder level, best first (the last value repeats).
+        volume_scale_ppm: bars only, taker volume = bar volume * this / 10**6.
+        takers_per_bar: bars only, taker orders the bar volume is split into.
+        fleeting_liquidity: tick only, top up the mirror so every real trade fills its real size at its
+            real price (``bastion.sim.replay.tick``).
+    """
+
+    levels: int = 20
+    lp_accounts: int = 4
+    lp_deposit_usd: int = 500_000_000
+    taker_accounts: int = 8
+    taker_deposit_usd: int = 500_000_000
+    path_source: str = ""
+    level_step_ppm: int = 100
+    level_qty_lots: tuple[int, ...] = (1000,)
+    volume_scale_ppm: int = 1_000_000
+    takers_per_bar: int = 4
+    fleeting_liquidity: bool = True
+
+
+class OracleSource(msgspec.Struct, **_struct):
+    """``[[oracle.sources]]``: one index source.
+
+    Attributes:
+        id: source id used by the aggregator and in the report.
+        quote: currency the source quotes in (``USD`` or a ``[[oracle.quotes]]`` currency).
+        stream: tick only, capture prefix (``usdm_btcusdt``, ``spot_btcusdt``, ``cm_btcusd_perp``).
+        bar_source / bar_symbol: bars only, e.g. ``binanceus`` / ``BTCUSD``.
+        staleness_s: oldest usable report age.
+        weight: weight in the weighted median.
+    """
+
+    id: str
+    quote: str
+    staleness_s: int
+    stream: str = ""
+    bar_source: str = ""
+    bar_symbol: str = ""
+    weight: int = 1
+
+
+class QuoteParams(msgspec.Struct, **_struct):
+    """``[[oracle.quotes]]``: conversion policy of one stablecoin quote (``bastion.core.oracle``)."""
+
+    quote: str
+    depeg_deviation_max_ppm: int = 20_000
+    cross_deviation_max_ppm: int = 5_000
+
+
+class GuardParams(msgspec.Struct, **_struct):
+    """``[oracle.guard]``: the PriceGuard (TWAP divergence, staleness)."""
+
+    history_max: int = 600
+    twap_window_s: int = 300
+    far_deviation_max_ppm: int = 100_000
+    pause_deviation_max_ppm: int = 500_000
+    staleness_max_s: int = 60
+
+
+class OracleParams(msgspec.Struct, **_struct):
+    """``[oracle]``: index construction; the mark price is the index on the instrument's tick grid.
+
+    Attributes:
+        interval_s: index tick period in capture time (tick kind; bars tick once per minute).
+        price_exponent: index grid, 10**price_exponent USD.
+        reference_source: source the index deviation figure is measured against (the traded market's venue).
+        rate_ema_span: span (ticks) of the smoothed implied stablecoin rate fed back by OracleState.
+    """
+
+    sources: tuple[OracleSource, ...]
+    reference_source: str
+    interval_s: int = 1
+    price_exponent: int = -3
+    quorum_min: int = 2
+    outlier_deviation_max_ppm: int = 20_000
+    dispersion_max_ppm: int = 0
+    rate_ema_span: int = 60
+    quotes: tuple[QuoteParams, ...] = ()
+    guard: GuardParams = GuardParams()
+
+
+class TraderParams(msgspec.Struct, **_struct):
+    """``[traders]``: the seeded leveraged-trader population (``bastion.sim.replay.agents``).
+
+    Attributes:
+        count: number of trader accounts.
+        calibration: size/leverage distributions (``bastion.sim.replay.calibration``).
+        leverage_max_milli: drawn leverage is capped here (thousandths).
+        first_open_s: [min, max] delay of a trader's first position after the start.
+        hold_s / idle_s: [min, max] uniform holding time and time flat between positions.
+        slippage_ppm: IOC limit = best opposite price moved this far.
+        retry_s: delay before retrying a close that did not fill completely.
+    """
+
+    count: int = 100
+    calibration: str = "hyperliquid-2023"
+    leverage_max_milli: int = 50_000
+    first_open_s: tuple[int, int] = (0, 60)
+    hold_s: tuple[int, int] = (10, 60)
+    idle_s: tuple[int, int] = (5, 30)
+    slippage_ppm: int = 2_000
+    retry_s: int = 1
+
+
+class InsuranceParams(msgspec.Struct, **_struct):
+    """``[insurance]``: the insurance fund seeded at the start."""
+
+    fund_usd: int = 1_000_000
+
+
+class StressParams(msgspec.Struct, **_struct):
+    """``[stress]``: bars only; the path close P becomes p0 + move_scale * (P - p0) (p0 its first close)
+    and every source of the same minute is scaled by the same factor, keeping cross-venue ratios
+    (``bastion.sim.replay.bars``)."""
+
+    move_scale: int = 1
+
+
+class MatchingParams(msgspec.Struct, **_struct):
+    """``[matching]``: reserved; only continuous matching exists."""
+
+    mode: Literal["continuous"] = "continuous"
+
+
+class BreakerParams(msgspec.Struct, **_struct):
+    """``[breakers]``: reserved for circuit breakers; must be empty for now."""
+
+
+class RunParams(msgspec.Struct, **_struct):
+    """``[run]``: journal and verification settings."""
+
+    commit_every: int = 1024
+    verify_journal: bool = True
+    book_check_interval_s: int = 1
+
+
+class Scenario(msgspec.Struct, **_struct):
+    """A whole scenario file (see module docstring). ``origin`` is set by the loader."""
+
+    scenario: ScenarioHeader
+    data: DataParams
+    book: BookParams
+    oracle: OracleParams
+    traders: TraderParams = TraderParams()
+    insurance: InsuranceParams = InsuranceParams()
+    stress: StressParams = StressParams()
+    matching: MatchingParams = MatchingParams()
+    breakers: BreakerParams = BreakerParams()
+    run: RunParams = RunParams()
+    origin: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def seed(self) -> int:
+        return self.scenario.seed
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise ScenarioError(f"{where}: {message}")
+
+
+def _validate(s: Scenario, where: str) -> None:
+    """Cross-field checks msgspec cannot express (ranges, kind-specific keys, source names)."""
+    b, o, t = s.book, s.oracle, s.traders
+    _check(1 <= b.levels <= levels_max, where, f"book.levels must be in 1..{levels_max}")
+    for name, count in (("lp_accounts", b.lp_accounts), ("taker_accounts", b.taker_accounts)):
+        _check(1 <= count <= accounts_per_group_max, where, f"book.{name} out of range")
+    _check(0 <= t.count <= accounts_per_group_max, where, "traders.count out of range")
+    _check(b.lp_deposit_usd > 0 and b.taker_deposit_usd > 0, where, "deposits must be positive")
+    for name, pair in (("first_open_s", t.first_open_s), ("hold_s", t.hold_s), ("idle_s", t.idle_s)):
+        _check(0 <= pair[0] <= pair[1], where, f"traders.{name} must be [min, max] with 0 <= min <= max")
+    _check(t.retry_s >= 1 and 0 <= t.slippage_ppm <= 100_000, where, "traders.retry_s / slippage_ppm range")
+    _check(1_000 <= t.leverage_max_milli <= 1_000_000, where, "traders.leverage_max_milli in 1000..1000000")
+    _check(o.interval_s >= 1 and -9 <= o.price_exponent <= 0, where, "oracle.interval_s / price_exponent range")
+    _check(o.rate_ema_span >= 1, where, "oracle.rate_ema_span must be >= 1")
+    ids = [src.id for src in o.sources]
+    _check(len(set(ids)) == len(ids) and bool(ids), where, "oracle.sources: need unique ids")
+    _check(o.reference_source in ids, where, f"oracle.reference_source {o.reference_source!r} is not a source")
+    _check(s.stress.move_scale >= 1, where, "stress.move_scale must be a positive integer")
+    _check(s.run.commit_every >= 1 and s.run.book_check_interval_s >= 1, where, "run.* must be positive")
+    if s.scenario.kind == "tick":
+        _check(all(src.stream for src in o.sources), where, "tick sources need `stream`")
+        _check(s.stress.move_scale == 1, where, "stress.move_scale applies to bars scenarios only")
+        _check(s.data.duration_s >= 0, where, "data.duration_s must be >= 0")
+    else:
+        _check(all(src.bar_source and src.bar_symbol for src in o.sources), where,
+               "bars sources need `bar_source` and `bar_symbol`")
+        _check(b.path_source in ids, where, "book.path_source must name an oracle source")
+        _check(bool(s.data.start and s.data.end), where, "bars scenarios need data.start and data.end")
+        _check(all(q > 0 for q in b.level_qty_lots) and bool(b.level_qty_lots), where, "book.level_qty_lots")
+        _check(1 <= b.level_step_ppm <= 100_000 and b.takers_per_bar >= 1, where, "ladder parameters range")
+        start_ns, end_ns = minute_ns(s.data.start, where), minute_ns(s.data.end, where)
+        _check(start_ns < end_ns, where, "data.start must precede data.end")
+
+
+def minute_ns(text: str, where: str = "scenario") -> int:
+    """Parse an ISO-8601 UTC time on a whole minute into Unix ns (``2023-03-01T00:00:00Z``)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: bad time {text!r}") from exc
+    _check(moment.utcoffset() == timedelta(0), where, f"time {text!r} must be UTC")
+    ns = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1_000
+    _check(ns % 60_000_000_000 == 0, where, f"time {text!r} must be on a whole minute")
+    return ns
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate one scenario file.
+
+    Raises:
+        ScenarioError: unreadable file, bad TOML, unknown key, wrong type or inconsistent values.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc
+    try:
+        scenario = msgspec.convert(raw, Scenario)
+    except msgspec.ValidationError as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc
+    _validate(scenario, str(path))
+    return msgspec.structs.replace(scenario, origin=str(path))
+
+
+def _scenario_dir() -> Path:
+    return Path(str(resources.files("bastion") / "scenarios"))
+
+
+def bundled_scenarios() -> list[str]:
+    """Names of the scenarios shipped in ``bastion/scenarios``, sorted."""
+    return sorted(p.stem for p in _scenario_dir().glob("*.toml"))
+
+
+def resolve_scenario(arg: str | None) -> Scenario:
+    """A scenario from a CLI argument: None (the default sample), a file path, or a bundled name.
+
+    Raises:
+        ScenarioError: neither an existing file nor a bundled name (the message lists the names).
+    """
+    name = DEFAULT_SCENARIO if arg is None else arg
+    candidate = Path(name)
+    if candidate.suffix == ".toml" or candidate.is_file():
+        if not candidate.is_file():
+            raise ScenarioError(f"scenario file not found: {candidate}")
+        return load_scenario(candidate)
+    bundled = _scenario_dir() / f"{name}.toml"
+    if not bundled.is_file():
+        raise ScenarioError(f"unknown scenario {name!r}; bundled: {', '.join(bundled_scenarios())}")
+    return load_scenario(bundled)
+
+
+def project_root() -> Path | None:
+    """The directory holding ``pyproject.toml`` above this package (a source checkout), or None."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "pyproject.toml").is_file():
+            return parent
+    return None
+
+
+def default_shared_data() -> Path | None:
+    """``<project root>/../shared/data`` if that directory exists, else None."""
+    root = project_root()
+    if root is None:
+        return None
+    shared = root.parent / "shared" / "data"
+    return shared if shared.is_dir() else None
+
+
+def resolve_data_dir(scenario: Scenario, shared_data: Path | None) -> Path:
+    """The input directory of ``scenario``.
+
+    Raises:
+        ScenarioError: the directory does not exist (shared data absent, or a wrong path).
+    """
+    if scenario.data.source == "bundled":
+        directory = Path(str(resources.files("bastion") / "data" / scenario.data.path))
+    else:
+        if shared_data is None:
+            raise ScenarioError(f"{scenario.name}: needs ../shared/data/{scenario.data.path}, and no shared "
+                                "data directory was found (pass --shared-data)")
+        directory = shared_data / scenario.data.path
+    if not directory.is_dir():
+        raise ScenarioError(f"{scenario.name}: data directory absent: {directory}")
+    return directory
+
+
+def venue_config_path(scenario: Scenario) -> Path:
+    """The venue config file: a bundled ``bastion/configs/<name>`` or a path relative to the scenario.
+
+    Raises:
+        ScenarioError: no such file.
+    """
+    name = scenario.scenario.venue_config
+    bundled = Path(str(resources.files("bastion") / "configs" / name))
+    if bundled.is_file():
+        return bundled
+    relative = Path(scenario.origin).parent / name if scenario.origin else Path(name)
+    if relative.is_file():
+        return relative
+    raise ScenarioError(f"{scenario.name}: venue config {name!r} not found (bundled or next to the scenario)")

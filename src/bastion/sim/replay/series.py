@@ -1,0 +1,110 @@
+"""Time series a replay records at every index tick, for the report's plots (floats only here).
+
+Nothing in this module feeds back into the engine or the figures of ``summary.json``: floats are
+used for plotting only, converted from the integer state at record time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bastion.core.instruments import InstrumentSpec
+from bastion.sim.replay.exchange import Exchange
+from bastion.sim.replay.index import IndexTick
+from bastion.sim.replay.risk import RiskSample
+
+__all__ = ["Series"]
+
+NAN = float("nan")
+rows_max = 2_000_000
+"""Bound on recorded rows (a three-week minute path has 30,240)."""
+
+
+@dataclass
+class Series:
+    """Column store of per-tick observations.
+
+    Attributes:
+        t_s: seconds since the replay start.
+        index_usd / mark_usd / last_usd / bid_usd / ask_usd: prices (NaN when unknown).
+        sources: source id -> raw price in its own quote (NaN when it did not report).
+        rejected: source id -> reject reason per row ("" when accepted or absent).
+        depth_bid_lots / depth_ask_lots: resting size in the engine book's top N levels.
+        open_interest_lots, fills, volume_lots (since the previous row), under_maintenance, bankrupt,
+        shortfall_usd, insurance_fund_usd, traders_open: the rest of the panel data.
+    """
+
+    start_ns: int
+    price_exponent: int
+    levels: int
+    t_s: list[float] = field(default_factory=list)
+    index_usd: list[float] = field(default_factory=list)
+    mark_usd: list[float] = field(default_factory=list)
+    last_usd: list[float] = field(default_factory=list)
+    bid_usd: list[float] = field(default_factory=list)
+    ask_usd: list[float] = field(default_factory=list)
+    sources: dict[str, list[float]] = field(default_factory=dict)
+    rejected: dict[str, list[str]] = field(default_factory=dict)
+    depth_bid_lots: list[int] = field(default_factory=list)
+    depth_ask_lots: list[int] = field(default_factory=list)
+    open_interest_lots: list[int] = field(default_factory=list)
+    fills: list[int] = field(default_factory=list)
+    volume_lots: list[int] = field(default_factory=list)
+    under_maintenance: list[int] = field(default_factory=list)
+    bankrupt: list[int] = field(default_factory=list)
+    shortfall_usd: list[float] = field(default_factory=list)
+    insurance_fund_usd: list[float] = field(default_factory=list)
+    traders_open: list[int] = field(default_factory=list)
+    risk_events: dict[str, list[int]] = field(default_factory=dict)
+    """Cumulative risk-engine event counts per row, by family (liquidations, adl, funding, breakers)."""
+    _fills_seen: int = 0
+    _volume_seen: int = 0
+
+    def record(self, exchange: Exchange, spec: InstrumentSpec, tick: IndexTick | None, risk: RiskSample,
+               traders_open: int, atom_decimals: int, marked: bool,
+               risk_counts: dict[str, int] | None = None) -> None:
+        """Append one row at the tick's time (or the engine's time when ``tick`` is None)."""
+        assert len(self.t_s) < rows_max
+        engine = exchange.engine
+        iid = spec.instrument_id
+        tick_usd = float(spec.tick_size)
+        now_ns = tick.time_ns if tick is not None else engine.now_ns
+        self.t_s.append((now_ns - self.start_ns) / 1e9)
+        unit = 10.0**self.price_exponent
+        self.index_usd.append(tick.price_units * unit if tick is not None and tick.price_units else NAN)
+        seen = set()
+        for point in tick.points if tick is not None else ():
+            seen.add(point.source_id)
+            self._column(point.source_id).append(point.price_units * unit)
+            self.rejected[point.source_id].append(point.reason or "")
+        for source_id in self.sources:
+            if source_id not in seen:
+                self.sources[source_id].append(NAN)
+                self.rejected[source_id].append("")
+        self.mark_usd.append(engine.marks[iid] * tick_usd if marked else NAN)
+        last = exchange.last_price_ticks
+        self.last_usd.append(last * tick_usd if last is not None else NAN)
+        bids, asks = engine.books[iid].depth(self.levels)
+        self.bid_usd.append(bids[0][0] * tick_usd if bids else NAN)
+        self.ask_usd.append(asks[0][0] * tick_usd if asks else NAN)
+        self.depth_bid_lots.append(sum(q for _, q in bids))
+        self.depth_ask_lots.append(sum(q for _, q in asks))
+        self.open_interest_lots.append(engine.open_interest_lots[iid])
+        self.fills.append(exchange.fills - self._fills_seen)
+        self.volume_lots.append(exchange.volume_lots - self._volume_seen)
+        self._fills_seen, self._volume_seen = exchange.fills, exchange.volume_lots
+        self.under_maintenance.append(risk.under_maintenance)
+        self.bankrupt.append(risk.bankrupt)
+        self.shortfall_usd.append(risk.shortfall_atoms / 10**atom_decimals)
+        self.insurance_fund_usd.append(risk.insurance_fund_atoms / 10**atom_decimals)
+        self.traders_open.append(traders_open)
+        for family, count in (risk_counts or {}).items():
+            column = self.risk_events.setdefault(family, [0] * (len(self.t_s) - 1))
+            column.append(count)
+
+    def _column(self, source_id: str) -> list[float]:
+        column = self.sources.get(source_id)
+        if column is None:
+            column = self.sources[source_id] = [NAN] * (len(self.t_s) - 1)
+            self.rejected[source_id] = [""] * (len(self.t_s) - 1)
+        return column

@@ -1,0 +1,78 @@
+"""The full data sets from ../shared/data (skipped cleanly when absent).
+
+Durations on the 2-core CI-like machine (shared with other jobs, so noisy): binance-tick-full ~15 s;
+march-2023 and march-2023-stress ~75 s each including the journal re-verification, hence ``slow``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bastion.sim.replay.runner import ReplayResult, run_replay
+from bastion.sim.replay.scenario import resolve_scenario
+from tests.replay._helpers import shared_data_or_skip
+
+pytestmark = pytest.mark.shared_data
+
+TICK = "hftbacktest-binance-btc-20240808"
+BARS = "btc-1m-binanceus-kraken-2023-03-usdc-depeg"
+
+
+def _run(name: str, dataset: str, out: Path) -> ReplayResult:
+    shared = shared_data_or_skip(dataset)
+    started = time.perf_counter()
+    result = run_replay(resolve_scenario(name), out, shared_data=shared)
+    print(f"\n{name}: {time.perf_counter() - started:.1f} s wall; {result.summary['commands']:,} commands, "
+          f"{result.summary['events']:,} events, timing {result.summary['timing']}")
+    return result
+
+
+def _journal_verified(summary: dict[str, object]) -> bool:
+    return summary["journal_replay_state_hash"] == summary["recovered_state_hash"] == summary["state_hash"]
+
+
+def test_full_tick_window(tmp_path: Path) -> None:
+    summary = _run("binance-tick-full", TICK, tmp_path / "full").summary
+    assert _journal_verified(summary)
+    assert summary["duration_s"] > 340  # the USD-M stream covers ~345 s
+    assert summary["taker_flow"]["real_trades_replayed"] > 21_000
+    assert summary["taker_flow"]["fill_ratio_ppm"] > 950_000
+    assert summary["book"]["checks"] > 300 and summary["book"]["mismatches"] == 0
+    assert summary["feed"]["sync"]["usdm_btcusdt"]["gaps"] == 0
+    assert summary["index"]["priced_ticks"] >= summary["index"]["ticks"] - 3
+    assert summary["max_index_deviation_ppm"] < 2_000  # USD index vs the USDT-quoted perp: basis only
+    assert (tmp_path / "full" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_march_2023_depeg_does_not_drag_the_index(tmp_path: Path) -> None:
+    """Bound as in tests/oracle/test_depeg_real_data.py: the index stays within 0.5 % of Binance.US
+    BTC/USD while raw USDC quotes are >= 10 % off it, and USDC quotes are dropped as depegged."""
+    summary = _run("march-2023", BARS, tmp_path / "march").summary
+    assert _journal_verified(summary)
+    index = summary["index"]
+    assert index["source_deviation_max_ppm"]["binanceus-usdc"] >= 100_000
+    assert summary["max_index_deviation_ppm"] <= 5_000
+    assert index["rejected_reports"].get("binanceus-usdc:quote_depegged", 0) > 0
+    assert index["priced_ticks"] >= index["ticks"] * 99 // 100
+    assert summary["book"]["mismatches"] == 0 and summary["book"]["lp_rejected"] == 0
+    assert summary["bars"]["minutes"] == 30_240
+    assert summary["traders"]["opens"] > 1_000
+
+
+@pytest.mark.slow
+def test_march_2023_stress_losses_exceed_margins(tmp_path: Path) -> None:
+    """x3 moves: many traders end below maintenance and below zero equity. Liquidations, bad debt,
+    insurance drawdown and ADL stay 0 until the risk engine emits such events."""
+    summary = _run("march-2023-stress", BARS, tmp_path / "stress").summary
+    assert _journal_verified(summary)
+    risk = summary["risk"]
+    assert risk["accounts_under_maintenance_max"] > 10
+    assert risk["accounts_bankrupt_max"] > 10 and risk["equity_shortfall_max_atoms"] > 0
+    assert summary["traders"]["traders_wiped_out"] > 10
+    assert summary["max_index_deviation_ppm"] <= 5_000
+    if not summary["risk_engine_features"]["liquidations"]:
+        assert summary["liquidations"] == 0 and summary["adl_count"] == 0
