@@ -185,7 +185,9 @@ class LiquidityBook:
         events = self._submit(time_ns, what, PlaceOrder(account_id, self.instrument_id, client_id, side,
                                                         price_ticks, qty_lots, post_only=True))
         for event in events:
-            if type(event) is OrderAccepted:
+            # Only this placement's acceptance: the same command may also carry the engine's own orders
+            # (a liquidation IOC for some trader, sent after the command's fills).
+            if type(event) is OrderAccepted and event.account_id == account_id and event.client_order_id == client_id:
                 assert isinstance(event, OrderAccepted)
                 order = _LpOrder(account_id, event.order_id, side, price_ticks, qty_lots)
                 assert price_ticks not in self._sides[side]
