@@ -65,14 +65,18 @@ def test_march_2023_depeg_does_not_drag_the_index(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_march_2023_stress_losses_exceed_margins(tmp_path: Path) -> None:
-    """x3 moves: many traders end below maintenance and below zero equity. Liquidations, bad debt,
-    insurance drawdown and ADL stay 0 until the risk engine emits such events."""
+    """x3 moves: losses exceed margins, and the risk engine answers. Many traders are liquidated into
+    the book, the loss waterfall runs (insurance fund and/or ADL), funding is paid, and no account is
+    left lingering below maintenance at a sample (the engine liquidates within the command)."""
     summary = _run("march-2023-stress", BARS, tmp_path / "stress").summary
     assert _journal_verified(summary)
     risk = summary["risk"]
-    assert risk["accounts_under_maintenance_max"] > 10
-    assert risk["accounts_bankrupt_max"] > 10 and risk["equity_shortfall_max_atoms"] > 0
+    other = risk["other_events_by_type"]
     assert summary["traders"]["traders_wiped_out"] > 10
+    assert summary["liquidations"] > 100
+    assert summary["adl_count"] + other.get("InsuranceFundUsed", 0) > 0
+    assert risk["funding_events"] > 0 and other.get("FundingRateSet", 0) > 100
+    assert risk["accounts_under_maintenance_max"] <= 5
     assert summary["max_index_deviation_ppm"] <= 5_000
-    if not summary["risk_engine_features"]["liquidations"]:
-        assert summary["liquidations"] == 0 and summary["adl_count"] == 0
+    print(f"stress: liquidations {summary['liquidations']}, ADL {summary['adl_count']}, "
+          f"insurance fund used {other.get('InsuranceFundUsed', 0)}, bad debt {summary['bad_debt_atoms']} atoms")
