@@ -19,6 +19,8 @@ NATIVE_MODULES = [
     "src/bastion/core/accounts.py",
     "src/bastion/core/margin.py",
     "src/bastion/core/engine.py",
+    "src/bastion/core/risk_engine.py",
+    "src/bastion/core/risk/margin_math.py",
     "src/bastion/journal/records.py",
     "src/bastion/journal/file.py",
 ]
