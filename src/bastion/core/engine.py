@@ -125,6 +125,8 @@ class Engine:
         self.seq = 0
         self.now_ns = 0
         self.next_order_id = 1
+        self.mark_epoch = 0  # counts mark changes; see Order.margin_epoch (derived, not state)
+        self._margin_free_ok = False
         self.fee_pool_atoms = 0
         self.insurance_fund_atoms = 0
         self.deposits_total_atoms = 0
@@ -329,6 +331,7 @@ class Engine:
         """A new mark price (operator override or the risk engine's mark from the oracle index):
         publish it, let the risk engine sweep for liquidations, and move a mark-referenced band."""
         self.marks[instrument_id] = price_ticks
+        self.mark_epoch += 1
         self._events.append(MarkPriceSet(instrument_id, price_ticks))
         self.risk.mark_changed(instrument_id)
         m = self.integ[instrument_id]
@@ -445,6 +448,7 @@ class Engine:
         price no further through the mark than the market-protection band: it can de-risk, never add.
         """
         after = free_collateral_atoms(account, self.specs, self.marks, add=add, drop=drop)
+        self._margin_free_ok = after >= 0
         if after == OVER_MAX_TIER:
             return R.position_notional_above_max_tier
         if after >= 0:
@@ -528,6 +532,8 @@ class Engine:
             return self._reject(cmd, code)
         order = Order(self.next_order_id, account.account_id, iid, cmd.client_order_id, side, price, qty, tif,
                       cmd.post_only, cmd.reduce_only, cmd.stp, cmd.expire_at_ns)
+        if self._margin_free_ok:
+            order.margin_epoch = self.mark_epoch
         if tif == TimeInForce.FOK:
             self._spec = spec
             limit: int | None = price
@@ -676,8 +682,13 @@ class Engine:
             t_pos.open_buy_lots -= qty_lots
         self.fills_made += 1
         risk = self.risk
-        risk.touched.add(maker.account_id)
-        risk.touched.add(taker.account_id)
+        # A fill at the mark epoch of the order's last margin check cannot take the account below
+        # maintenance (core/margin.py); anything older (or a closing-only acceptance) is re-checked.
+        epoch = self.mark_epoch
+        if maker.margin_epoch != epoch:
+            risk.touched.add(maker.account_id)
+        if taker.margin_epoch != epoch:
+            risk.touched.add(taker.account_id)
         risk.last_trade_ticks[iid] = price_ticks
         self._events.append(TradeExecuted(iid, price_ticks, qty_lots, taker.side, maker.order_id, taker.order_id,
                                           maker.account_id, taker.account_id, maker_fee, taker_fee, m_pnl, t_pnl))
@@ -825,6 +836,7 @@ class Engine:
             code = self._margin_code(account, (order.instrument_id, side, price, qty), drop=order)
             if code is not None:
                 return self._reject(cmd, code)
+            order.margin_epoch = self.mark_epoch if self._margin_free_ok else -1
         # ---- accepted: re-enter with new price/size, losing priority.
         unbooked = m is not None and order.order_id in self.unbooked
         if unbooked:

@@ -235,6 +235,7 @@ class RiskEngine:
             engine._events.append(FundingPaid(iid, payment.account_id, payment.amount_atoms))
             self.touch(payment.account_id)
         engine.insurance_fund_atoms += settlement.remainder_atoms
+        engine.mark_epoch += 1  # balances moved without a margin check: re-check every maker's fills
 
     # ------------------------------------------------------------------ liquidation (after the handler)
 
@@ -404,6 +405,7 @@ class RiskEngine:
             events.append(BadDebtRecorded(account.account_id, plan.bad_debt_atoms))
         if engine._touched:
             engine._resize_reduce_only()
+        engine.mark_epoch += 1  # ADL charges and socialized losses moved cash without a margin check
 
     # ------------------------------------------------------------------ state
 

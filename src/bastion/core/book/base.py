@@ -34,12 +34,15 @@ class Order:
     Attributes (units): price_ticks, qty_lots = remaining quantity, side = +1 buy / -1 sell,
     expire_at_ns = 0 for no expiry. ``priority`` is the book-assigned arrival counter; ``prev``,
     ``next``, ``level`` are the fast book's intrusive links (unused by the reference book).
+    ``margin_epoch`` is the engine's mark epoch when the order last passed the initial-margin check
+    (-1: never, or accepted only as a closing order); a fill at that same epoch cannot take its account
+    below maintenance, so the risk engine need not re-check it (an optimisation, not state).
     """
 
     __slots__ = (
         "order_id", "account_id", "instrument_id", "client_order_id", "side", "price_ticks",
         "qty_lots", "time_in_force", "post_only", "reduce_only", "stp", "expire_at_ns", "priority",
-        "prev", "next", "level",
+        "prev", "next", "level", "margin_epoch",
     )
 
     def __init__(
@@ -70,6 +73,7 @@ class Order:
         self.stp = stp
         self.expire_at_ns = expire_at_ns
         self.priority = 0
+        self.margin_epoch = -1
         self.prev: Order | None = None
         self.next: Order | None = None
         self.level: object | None = None
