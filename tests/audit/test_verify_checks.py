@@ -109,3 +109,52 @@ def test_unbalanced_open_interest_is_caught_at_the_command(config, tmp_path: Pat
 def test_finding_text_names_file_offset_and_seq() -> None:
     assert str(Finding("events.bin", "leaf differs", 1234, 56)) == "events.bin offset 1234 (seq 56): leaf differs"
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Open-interest tracking over loss-waterfall events
+# ---------------------------------------------------------------------------------------------
+
+_NON_ACCOUNT_IDS = {"client_order_id", "commit_id", "instrument_id", "maker_order_id", "order_id", "owner_id",
+                    "taker_order_id", "guardian_id"}
+
+
+def test_every_event_field_naming_an_account_ends_in_account_id() -> None:
+    """The verifier's per-command OI check re-reads the accounts an event names by the ``*account_id``
+    field convention; an account field named otherwise (``AutoDeleveraged.counterparty_id`` once was)
+    would leave that account's position stale and report a false divergence (or hide a real one)."""
+    import typing
+
+    from bastion.core.events import Event
+
+    for kind in typing.get_args(Event):
+        for name in kind.__struct_fields__:
+            if name.endswith("_id"):
+                assert name.endswith("account_id") or name in _NON_ACCOUNT_IDS, (kind.__name__, name)
+
+
+def test_verify_passes_a_journal_with_insurance_fund_and_adl(tmp_path: Path, config) -> None:
+    """A bankrupt long with no bids: the waterfall closes it against the short by ADL and the fund pays the
+    deficit. Re-executed by the verifier, the ADL counterparty's position change must be tracked (OI stays
+    balanced) and the directory verifies clean."""
+    from bastion.core.commands import CreateAccount, Deposit, DepositInsuranceFund, PlaceOrder, SetMarkPrice
+    from bastion.core.risk_messages import AutoDeleveraged
+    from bastion.journal.file import FsyncPolicy
+    from bastion.venue import Venue
+
+    price = 600_000
+    adl: list[object] = []
+    with Venue.open(config, tmp_path, fsync_policy=FsyncPolicy.NONE, checkpoint_every_events=5) as venue:
+        for account, atoms in ((1, 10**13), (2, 1_000_000_000)):
+            venue.submit(CreateAccount(account, account), 0)
+            venue.submit(Deposit(account, atoms), 0)
+        venue.submit(DepositInsuranceFund(10**10), 0)
+        venue.submit(PlaceOrder(1, 1, 1, -1, price, 1000), 0)
+        venue.submit(PlaceOrder(2, 1, 1, 1, price, 1000), 0)
+        _, events = venue.submit(SetMarkPrice(1, 580_000), 0)
+        adl = [e for e in events if isinstance(e, AutoDeleveraged)]
+        venue.commit()
+    assert adl and {e.counterparty_account_id for e in adl} == {1}
+    report = verify_directory(tmp_path)
+    assert report.status == EXIT_OK, report.finding
+    assert report.commands == 8 and report.events > 9

@@ -78,7 +78,7 @@ class AutoDeleveraged(msgspec.Struct, tag="auto_deleveraged", **_opts):
 
     instrument_id: int
     account_id: int
-    counterparty_id: int
+    counterparty_account_id: int
     qty_lots: int
     price_ticks: int
     via: int
