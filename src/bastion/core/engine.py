@@ -139,7 +139,7 @@ class Engine:
         self.fills_made = 0
         self.fills_per_command_max = self.limits.fills_per_command_max
         self.levels_walked_max = self.limits.levels_walked_max
-        self.risk_config = risk if risk is not None else RiskConfig()
+        self.risk_config = risk if risk is not None else (config.risk if config.risk is not None else RiskConfig())
         self._config_hash = hashlib.sha256(msgspec.msgpack.encode([config.canonical(), self.risk_config.canonical()])).digest()
         self.risk = RiskEngine(self, self.risk_config)
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -661,7 +661,10 @@ class Engine:
         k = spec.atoms_per_tick_lot
         notional = price_ticks * qty_lots * k
         maker_fee = spec.fee_atoms(notional, spec.maker_fee_ppm)
-        taker_fee = spec.fee_atoms(notional, spec.taker_fee_ppm)
+        # A liquidation IOC pays the liquidation fee (to the insurance fund, capped at the fill's surplus
+        # over the bankruptcy price) in place of the taker fee, so a fill at the bankruptcy price leaves
+        # the account at zero rather than below it.
+        taker_fee = 0 if taker.order_id == self.risk.active_order_id else spec.fee_atoms(notional, spec.taker_fee_ppm)
         m_acct = self.accounts[maker.account_id]
         t_acct = self.accounts[taker.account_id]
         m_pos = m_acct.positions[iid]
@@ -684,11 +687,17 @@ class Engine:
         risk = self.risk
         # A fill at the mark epoch of the order's last margin check cannot take the account below
         # maintenance (core/margin.py); anything older (or a closing-only acceptance) is re-checked.
+        # Either way both positions changed, so their liquidation-index entries are stale (refreshed
+        # before the next mark-price sweep reads the index).
         epoch = self.mark_epoch
         if maker.margin_epoch != epoch:
             risk.touched.add(maker.account_id)
+        else:
+            risk.stale.add(maker.account_id)
         if taker.margin_epoch != epoch:
             risk.touched.add(taker.account_id)
+        else:
+            risk.stale.add(taker.account_id)
         risk.last_trade_ticks[iid] = price_ticks
         self._events.append(TradeExecuted(iid, price_ticks, qty_lots, taker.side, maker.order_id, taker.order_id,
                                           maker.account_id, taker.account_id, maker_fee, taker_fee, m_pnl, t_pnl))

@@ -50,7 +50,7 @@ from bastion.core.risk.liquidation import (
 from bastion.core.risk.liquidation_index import LiquidationIndex
 from bastion.core.risk.margin_math import account_health
 from bastion.core.risk.mark import MarkConfig, MarkPriceState
-from bastion.core.risk.waterfall import WaterfallConfig, WaterfallPlan, plan_waterfall
+from bastion.core.risk.waterfall import WaterfallConfig, WaterfallPlan, backstop_capacity_lots, plan_waterfall
 from bastion.core.risk_messages import (
     AutoDeleveraged,
     BadDebtRecorded,
@@ -278,25 +278,42 @@ class RiskEngine:
         return any(self.liquidations_paused.get(iid, False) for iid, p in account.positions.items() if p.size_lots)
 
     def _process_queue(self) -> None:
+        """Liquidation steps for queued accounts, at most ``liquidations_per_command_max`` per command.
+
+        A liquidation can push its counterparties under maintenance (a resting bid filled far above the
+        mark, an ADL charge): those are re-checked at once and, while the budget lasts, liquidated in the
+        same command rather than left for the next one. Each account gets at most one step per command
+        (a partial liquidation's next step waits for the next command, as the per-interval throttle
+        intends). Accounts left queued (budget spent, oracle pause) are retried on the next command.
+        """
         engine = self.engine
         budget = self.config.liquidation.liquidations_per_command_max
-        keep: list[int] = []
-        for aid in self.queue:
-            account = engine.accounts[aid]
-            if budget == 0 or self._paused(account):
-                keep.append(aid)
-                continue
-            budget -= 1
-            if self._liquidate(account):
-                keep.append(aid)
-        self.queue = keep
-        if self.touched:  # counterparties and the liquidated accounts: re-check at once
-            for aid in sorted(self.touched):
-                self.stale.add(aid)
-                if aid not in self.queue and account_health(engine.accounts[aid], engine.specs,
-                                                            engine.marks).liquidatable:
-                    self.queue.append(aid)
-            self.touched.clear()
+        attempted: set[int] = set()
+        while True:
+            keep: list[int] = []
+            stepped = False
+            for aid in self.queue:
+                account = engine.accounts[aid]
+                if budget == 0 or aid in attempted or self._paused(account):
+                    keep.append(aid)
+                    continue
+                budget -= 1
+                attempted.add(aid)
+                stepped = True
+                if self._liquidate(account):
+                    keep.append(aid)
+            self.queue = keep
+            fresh = False
+            if self.touched:  # counterparties and the liquidated accounts: re-check at once
+                for aid in sorted(self.touched):
+                    self.stale.add(aid)
+                    if aid not in self.queue and account_health(engine.accounts[aid], engine.specs,
+                                                                engine.marks).liquidatable:
+                        self.queue.append(aid)
+                        fresh = fresh or aid not in attempted
+                self.touched.clear()
+            if not (stepped and fresh and budget > 0):
+                return
 
     def _liquidate(self, account: Account) -> bool:
         """One liquidation step; returns True while the account still needs liquidating."""
@@ -310,7 +327,9 @@ class RiskEngine:
             self._send_ioc(account, plan)
         health = account_health(account, engine.specs, engine.marks)
         has_positions = any(p.size_lots for p in account.positions.values())
-        if has_positions and health.equity_atoms <= 0:
+        if (has_positions and health.equity_atoms <= 0) or account.balance_atoms < 0:
+            # Bankrupt with positions left, or closed out flat below zero (the book filled the IOC at
+            # its bankruptcy price, rounded against the account): the fund covers the deficit first.
             self._waterfall(account)
             health = account_health(account, engine.specs, engine.marks)
             has_positions = any(p.size_lots for p in account.positions.values())
@@ -363,8 +382,13 @@ class RiskEngine:
         pool_ids = sorted({a.account_id for accs in counterparties.values() for a in accs})
         pool = [engine.accounts[a] for a in pool_ids[: self.config.waterfall.socialized_accounts_max]]
         backstop = engine.accounts.get(self.config.backstop_account_id) if self.config.backstop_account_id else None
+        capacity: dict[int, int] | None = None
+        if backstop is not None and backstop is not account:
+            capacity = {iid: backstop_capacity_lots(backstop, iid, account.positions[iid].size_lots, engine.specs,
+                                                    engine.marks, self.config.liquidation.buffer_ppm)
+                        for iid in iids}
         plan = plan_waterfall(account, engine.specs, engine.marks, engine.insurance_fund_atoms, counterparties, pool,
-                              self.config.waterfall, backstop, None)
+                              self.config.waterfall, backstop if capacity is not None else None, capacity)
         self._apply_waterfall(account, plan)
 
     def _apply_waterfall(self, account: Account, plan: WaterfallPlan) -> None:
@@ -457,6 +481,9 @@ class RiskEngine:
         broken: list[str] = []
         if engine.insurance_fund_atoms < 0:
             broken.append("insurance fund negative")
+        negative = sum(-a.balance_atoms for a in engine.accounts.values() if a.balance_atoms < 0)
+        if negative > self.bad_debt_atoms:
+            broken.append(f"negative balances {negative} exceed recorded bad debt {self.bad_debt_atoms}")
         queued = set(self.queue)
         for aid, account in engine.accounts.items():
             if aid in queued or self._paused(account):
