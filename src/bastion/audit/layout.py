@@ -33,6 +33,7 @@ from typing import Any, Final
 from bastion.audit.checkpoint import VenueKey, VerifierKey
 from bastion.audit.merkle import HASH_SIZE
 from bastion.core.instruments import VenueConfig, venue_config_from_dict
+from bastion.core.risk_config import risk_config_to_toml
 from bastion.journal.file import fsync_directory
 
 __all__ = [
@@ -226,6 +227,8 @@ def venue_config_to_toml(config: VenueConfig) -> str:
             f"margin_tiers = [{tiers}]",
         ]
         lines += _integrity_lines(spec)
+    if getattr(config, "risk", None) is not None:
+        lines += risk_config_to_toml(config.risk)
     return "\n".join(lines) + "\n"
 
 

@@ -242,6 +242,8 @@ class VenueConfig:
     limits: VenueLimits
     instruments: dict[int, InstrumentSpec]
     guardian_ids: tuple[int, ...] = ()
+    risk: Any = None
+    """The ``[risk]`` table as a :class:`bastion.core.risk_engine.RiskConfig` (None: the defaults)."""
 
     def canonical(self) -> list[Any]:
         """A plain-data form used in state snapshots and the state hash.
@@ -255,6 +257,8 @@ class VenueConfig:
         for s in sorted(self.instruments.values(), key=lambda s: s.instrument_id):
             if s.integrity != _INTEGRITY_DEFAULT:
                 out.append(["integrity", s.instrument_id, s.integrity.canonical()])
+        if self.risk is not None:
+            out.append(["risk", self.risk.canonical()])
         return out
 
     def _canonical_base(self) -> list[Any]:
@@ -442,6 +446,9 @@ def venue_config_from_dict(raw: dict[str, Any]) -> VenueConfig:
     Raises:
         ConfigError: any field missing, mistyped, out of range, off-grid or inconsistent.
     """
+    unknown = sorted(set(raw) - {"venue", "limits", "instrument", "risk"})
+    if unknown:
+        raise ConfigError(f"unknown top-level tables {unknown} (known: venue, limits, instrument, risk)")
     venue = raw.get("venue", {})
     if not isinstance(venue, dict):
         raise ConfigError("venue: expected a table")
@@ -483,7 +490,14 @@ def venue_config_from_dict(raw: dict[str, Any]) -> VenueConfig:
                 or len(set(guardians_raw)) != len(guardians_raw)):
             raise ConfigError("venue.guardian_ids: expected a non-empty list of distinct positive integers")
         guardian_ids = tuple(guardians_raw)
-    return VenueConfig(name, asset, atom_decimals, limits, instruments, guardian_ids)
+    risk: Any = None
+    if "risk" in raw:
+        from bastion.core.risk_config import risk_config_from_dict  # noqa: PLC0415 - risk modules import this one
+
+        risk = risk_config_from_dict(raw["risk"])
+        if risk == type(risk)():
+            risk = None  # all defaults: the same venue (and config hash) as no table
+    return VenueConfig(name, asset, atom_decimals, limits, instruments, guardian_ids, risk)
 
 
 def load_venue_config(path: str | Path) -> VenueConfig:

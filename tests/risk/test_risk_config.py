@@ -1,0 +1,119 @@
+"""The venue config's ``[risk]`` table: validation, round trip through venue.toml, and its effect.
+
+The backstop case follows the issue's waterfall: when the book cannot absorb a liquidation the
+backstop liquidator account (Hyperliquid's liquidator vault; reference/risk-engines.md "Insurance fund"
+row) takes the position and the insurance fund pays the deficit; ADL only when the backstop's capacity
+is exhausted.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+
+import pytest
+
+from bastion.audit.layout import venue_config_to_toml
+from bastion.core.commands import CreateAccount, Deposit, DepositInsuranceFund, PlaceOrder, SetMarkPrice
+from bastion.core.engine import Engine
+from bastion.core.instruments import ConfigError, venue_config_from_dict
+from bastion.core.risk.funding import PremiumWeighting
+from bastion.core.risk.mark import MarkMethod
+from bastion.core.risk_engine import RiskConfig
+from bastion.core.risk_messages import AutoDeleveraged, InsuranceFundUsed
+from tests.conftest import Driver
+
+P = 600_000
+BACKSTOP = 9
+
+
+def _raw(risk: object | None = None) -> dict:
+    raw = tomllib.loads((resources.files("bastion") / "configs" / "default.toml").read_text())
+    if risk is not None:
+        raw["risk"] = risk
+    return raw
+
+
+def test_no_table_and_an_all_default_table_are_the_same_venue() -> None:
+    plain = venue_config_from_dict(_raw())
+    explicit = venue_config_from_dict(_raw({"liquidation": {"fee_ppm": RiskConfig().liquidation.fee_ppm}}))
+    assert plain.risk is None and explicit.risk is None
+    assert plain.canonical() == explicit.canonical()
+
+
+def test_values_are_read_and_round_trip_through_venue_toml() -> None:
+    config = venue_config_from_dict(_raw({
+        "backstop_account_id": BACKSTOP, "impact_margin_atoms": 500_000_000,
+        "liquidation": {"fee_ppm": 7_000, "liquidations_per_command_max": 3},
+        "waterfall": {"adl_candidates_max": 20}, "funding": {"weighting": "linear", "clamp_ppb": 400_000},
+        "mark": {"method": "hyperliquid", "index_band_ppm": 50_000}}))
+    risk = config.risk
+    assert (risk.backstop_account_id, risk.impact_margin_atoms) == (BACKSTOP, 500_000_000)
+    assert (risk.liquidation.fee_ppm, risk.liquidation.liquidations_per_command_max) == (7_000, 3)
+    assert risk.liquidation.buffer_ppm == RiskConfig().liquidation.buffer_ppm  # untouched key keeps its default
+    assert risk.funding.weighting is PremiumWeighting.LINEAR and risk.mark.method is MarkMethod.HYPERLIQUID
+    again = venue_config_from_dict(tomllib.loads(venue_config_to_toml(config)))
+    assert again.canonical() == config.canonical() and again.risk == risk
+    assert Engine(config).risk_config == risk
+    assert Engine(config).state_hash() != Engine(venue_config_from_dict(_raw())).state_hash()
+
+
+@pytest.mark.parametrize("risk, needle", [
+    ([], "risk: expected a table"),
+    ({"liquidaton": {}}, "unknown keys ['liquidaton']"),
+    ({"liquidation": {"fee_pm": 1}}, "risk.liquidation: unknown keys ['fee_pm']"),
+    ({"liquidation": {"fee_ppm": "5000"}}, "risk.liquidation.fee_ppm: expected an integer"),
+    ({"liquidation": {"fee_ppm": 1.5}}, "risk.liquidation.fee_ppm: expected an integer"),
+    ({"liquidation": {"fee_ppm": True}}, "risk.liquidation.fee_ppm: expected an integer"),
+    ({"liquidation": {"fee_ppm": 200_000}}, "risk.liquidation: values out of range"),
+    ({"funding": {"settlement_interval_ns": 7 * 10**9}}, "risk.funding: values out of range"),
+    ({"funding": {"weighting": "geometric"}}, "risk.funding.weighting: expected one of"),
+    ({"mark": {"method": 1}}, "risk.mark.method: expected one of"),
+    ({"backstop_account_id": -1}, "risk.backstop_account_id: must be >= 0"),
+    ({"liquidation": 5}, "risk.liquidation: expected a table"),
+])
+def test_bad_tables_name_the_key(risk: object, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        venue_config_from_dict(_raw(risk))
+    assert needle in str(info.value)
+
+
+def test_unknown_top_level_table_is_refused() -> None:
+    raw = _raw()
+    raw["rsik"] = {}
+    with pytest.raises(ConfigError, match="unknown top-level tables"):
+        venue_config_from_dict(raw)
+
+
+def _crash(backstop_atoms: int) -> tuple[Engine, list]:
+    """LONG buys 1 BTC at 60,000.0 from the LP with 1,000 USDC; the mark falls to 58,000.0 with no bids."""
+    config = venue_config_from_dict(_raw({"backstop_account_id": BACKSTOP}))
+    engine = Engine(config, check_invariants=True)
+    drive = Driver(engine)
+    for account, atoms in ((1, 10**13), (2, 1_000_000_000), (BACKSTOP, backstop_atoms)):
+        drive(CreateAccount(account, account))
+        drive(Deposit(account, atoms))
+    drive(DepositInsuranceFund(10**10))
+    drive(PlaceOrder(1, 1, 1, -1, P, 1000))
+    drive(PlaceOrder(2, 1, 1, 1, P, 1000))
+    return engine, drive(SetMarkPrice(1, 580_000))
+
+
+def test_backstop_takes_the_position_and_the_fund_pays_the_deficit_before_any_adl() -> None:
+    engine, events = _crash(backstop_atoms=10**12)
+    closes = [e for e in events if isinstance(e, AutoDeleveraged)]
+    assert [(e.counterparty_account_id, e.via, e.qty_lots) for e in closes] == [(BACKSTOP, 1, 1000)]
+    used = [e for e in events if isinstance(e, InsuranceFundUsed)]
+    assert len(used) == 1 and used[0].amount_atoms > 0
+    assert engine.accounts[BACKSTOP].positions[1].size_lots == 1000
+    assert engine.accounts[1].positions[1].size_lots == -1000  # the LP was not deleveraged
+    assert engine.accounts[2].balance_atoms == 0
+
+
+def test_a_backstop_without_capacity_leaves_the_rest_to_adl() -> None:
+    """10 USDC of backstop equity carries ~0.08 BTC at the 0.5 % maintenance fraction (with the 2 %
+    buffer): it takes what it can, ADL closes the rest against the LP."""
+    engine, events = _crash(backstop_atoms=10_000_000)
+    closes = [(e.counterparty_account_id, e.via, e.qty_lots) for e in events if isinstance(e, AutoDeleveraged)]
+    assert closes and closes[0][:2] == (BACKSTOP, 1) and 0 < closes[0][2] < 1000
+    assert [c[:2] for c in closes[1:]] == [(1, 2)] and sum(c[2] for c in closes) == 1000
