@@ -46,12 +46,16 @@ def test_values_are_read_and_round_trip_through_venue_toml() -> None:
         "backstop_account_id": BACKSTOP, "impact_margin_atoms": 500_000_000,
         "liquidation": {"fee_ppm": 7_000, "liquidations_per_command_max": 3},
         "waterfall": {"adl_candidates_max": 20}, "funding": {"weighting": "linear", "clamp_ppb": 400_000},
-        "mark": {"method": "hyperliquid", "index_band_ppm": 50_000}}))
+        "mark": {"method": "hyperliquid", "index_band_ppm": 50_000},
+        "open_interest_caps": [{"instrument_id": 1, "oi_lots_max": 10**6}], "withdrawal_gate_ns": 5 * 10**9,
+        "vol_margin": [{"instrument_id": 1, "lambda_ppm": 990_000}], "index_max_age_ns": 30 * 10**9}))
     risk = config.risk
     assert (risk.backstop_account_id, risk.impact_margin_atoms) == (BACKSTOP, 500_000_000)
     assert (risk.liquidation.fee_ppm, risk.liquidation.liquidations_per_command_max) == (7_000, 3)
     assert risk.liquidation.buffer_ppm == RiskConfig().liquidation.buffer_ppm  # untouched key keeps its default
     assert risk.funding.weighting is PremiumWeighting.LINEAR and risk.mark.method is MarkMethod.HYPERLIQUID
+    assert risk.open_interest_caps == ((1, 10**6),) and risk.vol_margin[0][1].lambda_ppm == 990_000
+    assert (risk.withdrawal_gate_ns, risk.index_max_age_ns) == (5 * 10**9, 30 * 10**9)
     again = venue_config_from_dict(tomllib.loads(venue_config_to_toml(config)))
     assert again.canonical() == config.canonical() and again.risk == risk
     assert Engine(config).risk_config == risk
@@ -71,6 +75,16 @@ def test_values_are_read_and_round_trip_through_venue_toml() -> None:
     ({"mark": {"method": 1}}, "risk.mark.method: expected one of"),
     ({"backstop_account_id": -1}, "risk.backstop_account_id: must be >= 0"),
     ({"liquidation": 5}, "risk.liquidation: expected a table"),
+    ({"open_interest_caps": {"instrument_id": 1}}, "risk.open_interest_caps: expected a list of tables"),
+    ({"open_interest_caps": [{"instrument_id": 7, "oi_lots_max": 5}]}, "not a configured instrument: 7"),
+    ({"open_interest_caps": [{"instrument_id": 1, "oi_lots_max": 0}]}, "a positive integer"),
+    ({"open_interest_caps": [{"instrument_id": 1, "oi_lots_max": 5, "x": 1}]}, "expected exactly oi_lots_max"),
+    ({"open_interest_caps": [{"instrument_id": 1, "oi_lots_max": 5}, {"instrument_id": 1, "oi_lots_max": 6}]},
+     "instrument 1 appears twice"),
+    ({"vol_margin": [{"instrument_id": 1, "lambda_ppm": 1_000_000}]}, "risk.vol_margin[1]: values out of range"),
+    ({"vol_margin": [{"instrument_id": 1, "lamda_ppm": 900_000}]}, "risk.vol_margin[1]: unknown keys ['lamda_ppm']"),
+    ({"vol_multiplier_step_ppm": 0}, "risk: values out of range"),
+    ({"index_max_age_ns": "60s"}, "risk.index_max_age_ns: expected an integer"),
 ])
 def test_bad_tables_name_the_key(risk: object, needle: str) -> None:
     with pytest.raises(ConfigError) as info:

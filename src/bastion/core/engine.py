@@ -269,6 +269,10 @@ class Engine:
         """Cash may leave only if it is settled and not needed as initial margin (unrealized gains stay)."""
         if amount > account.balance_atoms:
             return R.balance_insufficient
+        if self.risk.config.withdrawal_gate_ns:
+            gate = self.risk.withdrawal_code()
+            if gate is not None:
+                return gate
         after = free_collateral_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount)
         if after < 0:  # also catches OVER_MAX_TIER
             return R.withdrawal_exceeds_free_collateral
@@ -523,6 +527,13 @@ class Engine:
             if room <= 0:
                 return self._reject(cmd, R.reduce_only_would_increase)
             qty = min(qty, room)
+        else:
+            risk = self.risk
+            if risk.pre_trade or risk.queue:  # OI cap, account in liquidation, index freshness (3xx)
+                pos = account.positions.get(iid)
+                code1 = risk.pre_trade_code(account.account_id, iid, 0 if pos is None else pos.size_lots, side, qty)
+                if code1 is not None:
+                    return self._reject(cmd, code1)
         if cmd.post_only:
             best = book.best_ask() if side > 0 else book.best_bid()
             if best is not None and (price >= best if side > 0 else price <= best):

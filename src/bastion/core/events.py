@@ -17,6 +17,7 @@ from bastion.core.risk_messages import (
     InsuranceFundUsed,
     PositionLiquidated,
     SocializedLoss,
+    VolMultiplierSet,
 )
 
 __all__ = [
@@ -246,6 +247,7 @@ Event = (
     | BadDebtRecorded
     | FundingRateSet
     | FundingPaid
+    | VolMultiplierSet
     |     AccountCreated
     | Deposited
     | Withdrawn

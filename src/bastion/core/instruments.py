@@ -494,7 +494,7 @@ def venue_config_from_dict(raw: dict[str, Any]) -> VenueConfig:
     if "risk" in raw:
         from bastion.core.risk_config import risk_config_from_dict  # noqa: PLC0415 - risk modules import this one
 
-        risk = risk_config_from_dict(raw["risk"])
+        risk = risk_config_from_dict(raw["risk"], set(instruments))
         if risk == type(risk)():
             risk = None  # all defaults: the same venue (and config hash) as no table
     return VenueConfig(name, asset, atom_decimals, limits, instruments, guardian_ids, risk)

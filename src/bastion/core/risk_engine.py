@@ -49,7 +49,16 @@ from bastion.core.risk.liquidation import (
 )
 from bastion.core.risk.liquidation_index import LiquidationIndex
 from bastion.core.risk.margin_math import account_health
-from bastion.core.risk.mark import MarkConfig, MarkPriceState
+from bastion.core.risk.mark import MarkConfig, MarkMethod, MarkPriceState
+from bastion.core.risk.oi_caps import opening_lots
+from bastion.core.risk.vol_margin import (
+    VolMarginConfig,
+    ewma_variance_next,
+    log_return_ppm,
+    scaled_spec,
+    vol_multiplier_ppm,
+    volatility_ppm,
+)
 from bastion.core.risk.waterfall import WaterfallConfig, WaterfallPlan, backstop_capacity_lots, plan_waterfall
 from bastion.core.risk_messages import (
     AutoDeleveraged,
@@ -60,6 +69,7 @@ from bastion.core.risk_messages import (
     InsuranceFundUsed,
     PositionLiquidated,
     SocializedLoss,
+    VolMultiplierSet,
 )
 
 if TYPE_CHECKING:
@@ -89,6 +99,20 @@ class RiskConfig:
         impact_margin_atoms: Binance impact margin notional, 200 USDT (impact price = the price of
             ``impact_margin / IMR`` of book depth).
         backstop_account_id: an account that takes bankrupt positions before ADL (0 = none).
+        open_interest_caps: ``(instrument_id, oi_lots_max)`` pairs: an order whose opening part would
+            lift the market's long open interest above the cap is refused (reject 304; dYdX v4 OI caps,
+            checked at entry against the order's full opening size).
+        vol_margin: ``(instrument_id, VolMarginConfig)`` pairs: volatility-scaled margin for those
+            instruments (vol_margin.py): an EWMA of index log-returns sampled every
+            ``vol_sample_interval_ns`` scales every margin fraction by a bounded multiplier.
+        vol_sample_interval_ns: cadence of the volatility samples (engine time).
+        vol_multiplier_step_ppm: the multiplier is rounded up to this step, so requirements (and the
+            liquidation index, rebuilt for the instrument on each change) move in steps, not per sample.
+        index_max_age_ns: > 0: risk-increasing orders are refused (308) on an instrument whose index is
+            missing, older than this, or whose oracle paused liquidations. 0 = off.
+        withdrawal_gate_ns: > 0: after an account is seen with negative equity (the loss waterfall
+            ran), withdrawals and transfers are refused (306) for this long (dYdX v4 blocks them for
+            50 blocks). 0 = off.
     """
 
     liquidation: LiquidationConfig = field(default_factory=LiquidationConfig)
@@ -97,6 +121,35 @@ class RiskConfig:
     mark: MarkConfig = field(default_factory=MarkConfig)
     impact_margin_atoms: int = 200 * 10**6
     backstop_account_id: int = 0
+    open_interest_caps: tuple[tuple[int, int], ...] = ()
+    vol_margin: tuple[tuple[int, VolMarginConfig], ...] = ()
+    vol_sample_interval_ns: int = 60 * 10**9
+    vol_multiplier_step_ppm: int = 50_000
+    index_max_age_ns: int = 0
+    withdrawal_gate_ns: int = 0
+
+    def __post_init__(self) -> None:
+        ids = [iid for iid, _ in self.open_interest_caps]
+        assert len(set(ids)) == len(ids) and all(cap > 0 for _, cap in self.open_interest_caps)
+        ids = [iid for iid, _ in self.vol_margin]
+        assert len(set(ids)) == len(ids)
+        assert self.vol_sample_interval_ns > 0 and 0 < self.vol_multiplier_step_ppm <= 1_000_000
+        assert self.index_max_age_ns >= 0 and self.withdrawal_gate_ns >= 0
+
+    def extras(self) -> list[Any]:
+        """Canonical form of the settings added after the first release (empty when all default)."""
+        out: list[Any] = []
+        if self.open_interest_caps:
+            out.append(["oi_caps", sorted(list(c) for c in self.open_interest_caps)])
+        if self.vol_margin:
+            out.append(["vol_margin", self.vol_sample_interval_ns, self.vol_multiplier_step_ppm,
+                        sorted([iid, v.lambda_ppm, v.baseline_vol_ppm, v.multiplier_min_ppm, v.multiplier_max_ppm]
+                               for iid, v in self.vol_margin)])
+        if self.index_max_age_ns:
+            out.append(["index_max_age_ns", self.index_max_age_ns])
+        if self.withdrawal_gate_ns:
+            out.append(["withdrawal_gate_ns", self.withdrawal_gate_ns])
+        return out
 
     def canonical(self) -> list[Any]:
         """Plain-data form for the config hash."""
@@ -113,7 +166,7 @@ class RiskConfig:
              mc.index_band_ppm],
             self.impact_margin_atoms,
             self.backstop_account_id,
-        ]
+        ] + self.extras()
 
 
 class RiskEngine:
@@ -134,6 +187,17 @@ class RiskEngine:
         self.throttle: dict[int, ThrottleWindow] = {}
         self.queue: list[int] = []
         self.bad_debt_atoms = 0
+        # Volatility-scaled margin and the withdrawal gate (state only when configured).
+        self.oi_caps: dict[int, int] = dict(config.open_interest_caps)
+        self.vol_configs: dict[int, VolMarginConfig] = {iid: v for iid, v in config.vol_margin if iid in engine.specs}
+        self.base_specs = dict(engine.specs)
+        self.vol_variance: dict[int, int] = dict.fromkeys(sorted(self.vol_configs), 0)
+        self.vol_last_index: dict[int, int] = dict.fromkeys(sorted(self.vol_configs), 0)
+        self.vol_next_sample_ns: dict[int, int] = dict.fromkeys(sorted(self.vol_configs), 0)
+        self.vol_multiplier_ppm: dict[int, int] = dict.fromkeys(sorted(self.vol_configs), 1_000_000)
+        self.negative_equity_seen_ns = -1
+        self.pre_trade = bool(self.oi_caps) or config.index_max_age_ns > 0
+        """True when :meth:`pre_trade_code` has something to check besides the liquidation queue."""
         # Derived / per-command scratch (not state).
         self.index = LiquidationIndex(engine.specs)
         self.stale: set[int] = set()  # accounts whose trigger entries are out of date
@@ -184,11 +248,80 @@ class RiskEngine:
         state.observe(price, book.best_bid(), book.best_ask(), last)
         if self.next_funding_ns[iid] == 0:
             self._start_funding(iid)
-        until = max(0, self.next_funding_ns[iid] - engine.now_ns)
-        mark = state.binance_mark_ticks(price, self.last_funding_rate_ppb[iid], until, FUNDING_PERIOD_NS, last)
+        method = self.config.mark.method
+        if method == MarkMethod.INDEX:
+            mark = price
+        elif method == MarkMethod.HYPERLIQUID:
+            mark = state.hyperliquid_mark_ticks(price, book.best_bid(), book.best_ask(), last)
+        else:
+            until = max(0, self.next_funding_ns[iid] - engine.now_ns)
+            mark = state.binance_mark_ticks(price, self.last_funding_rate_ppb[iid], until, FUNDING_PERIOD_NS, last)
         mark = min(max(mark, 1), spec.price_ticks_max)
+        if iid in self.vol_configs and engine.now_ns >= self.vol_next_sample_ns[iid]:
+            self._vol_sample(iid, price)
         if mark != engine.marks[iid]:
             engine._mark_moved(iid, mark)
+
+    def _vol_sample(self, iid: int, index_ticks: int) -> None:
+        """One volatility sample (vol_margin.py): EWMA variance of index log-returns -> multiplier.
+
+        A changed multiplier replaces the engine's effective spec of the instrument (every margin check
+        and the liquidation index read ``engine.specs``), invalidates earlier margin checks (mark epoch)
+        and re-indexes the instrument's holders, then sweeps it like a mark move. O(accounts with
+        positions) per change; the multiplier moves in ``vol_multiplier_step_ppm`` steps.
+        """
+        engine = self.engine
+        cfg = self.vol_configs[iid]
+        interval = self.config.vol_sample_interval_ns
+        now = engine.now_ns
+        self.vol_next_sample_ns[iid] = now - now % interval + interval
+        previous = self.vol_last_index[iid]
+        self.vol_last_index[iid] = index_ticks
+        if previous <= 0:
+            return
+        variance = ewma_variance_next(self.vol_variance[iid], log_return_ppm(previous, index_ticks), cfg.lambda_ppm)
+        self.vol_variance[iid] = variance
+        step = self.config.vol_multiplier_step_ppm
+        multiplier = -(-vol_multiplier_ppm(variance, cfg) // step) * step
+        multiplier = min(max(multiplier, cfg.multiplier_min_ppm), cfg.multiplier_max_ppm)
+        if multiplier == self.vol_multiplier_ppm[iid]:
+            return
+        self.vol_multiplier_ppm[iid] = multiplier
+        self._apply_multiplier(iid, multiplier)
+        engine._events.append(VolMultiplierSet(iid, multiplier, volatility_ppm(variance)))
+        engine.mark_epoch += 1
+        holders = [a for a in engine.accounts.values() if iid in a.positions and a.positions[iid].size_lots]
+        for account in holders:
+            self.index.update(account, engine.marks)
+        self.marks_changed.add(iid)
+
+    def _apply_multiplier(self, iid: int, multiplier: int) -> None:
+        base = self.base_specs[iid]
+        self.engine.specs[iid] = base if multiplier == 1_000_000 else scaled_spec(base, multiplier)
+
+    # ------------------------------------------------------------------ pre-trade and withdrawal gates
+
+    def pre_trade_code(self, account_id: int, iid: int, position_lots: int, side: int, qty_lots: int) -> RejectCode | None:
+        """Risk gates of an order that may increase risk (not reduce-only): 305, 308, 304; None passes."""
+        if self.queue and account_id in self.queue:
+            return RejectCode.account_in_liquidation
+        max_age = self.config.index_max_age_ns
+        if max_age:
+            seen = self.index_times_ns.get(iid)
+            if seen is None or self.engine.now_ns - seen > max_age or self.liquidations_paused[iid]:
+                return RejectCode.index_price_unavailable
+        cap = self.oi_caps.get(iid)
+        if cap is not None and self.engine.open_interest_lots[iid] + opening_lots(position_lots, side, qty_lots) > cap:
+            return RejectCode.open_interest_cap_exceeded
+        return None
+
+    def withdrawal_code(self) -> RejectCode | None:
+        """306 inside the gate after a negative-equity account was seen; None otherwise."""
+        gate = self.config.withdrawal_gate_ns
+        seen = self.negative_equity_seen_ns
+        if gate and seen >= 0 and self.engine.now_ns < seen + gate:
+            return RejectCode.withdrawal_blocked_negative_equity_seen
+        return None
 
     def _reject(self, cmd: Any, code: RejectCode) -> None:
         self.engine._events.append(CommandRejected("set_oracle_price", 0, 0, code))
@@ -387,6 +520,8 @@ class RiskEngine:
             capacity = {iid: backstop_capacity_lots(backstop, iid, account.positions[iid].size_lots, engine.specs,
                                                     engine.marks, self.config.liquidation.buffer_ppm)
                         for iid in iids}
+        if account_health(account, engine.specs, engine.marks).equity_atoms < 0:
+            self.negative_equity_seen_ns = engine.now_ns
         plan = plan_waterfall(account, engine.specs, engine.marks, engine.insurance_fund_atoms, counterparties, pool,
                               self.config.waterfall, backstop if capacity is not None else None, capacity)
         self._apply_waterfall(account, plan)
@@ -448,12 +583,27 @@ class RiskEngine:
             sorted((aid, w.window_start_ns, w.used_atoms) for aid, w in self.throttle.items()),
             list(self.queue),
             self.bad_debt_atoms,
-        ]
+        ] + self._extra_state()
+
+    def _extra_state(self) -> list[Any]:
+        """Volatility and withdrawal-gate state: present only when configured (hashes of venues without
+        them are unchanged)."""
+        if not self.vol_configs and not self.config.withdrawal_gate_ns:
+            return []
+        vol = [[iid, self.vol_variance[iid], self.vol_last_index[iid], self.vol_next_sample_ns[iid],
+                self.vol_multiplier_ppm[iid]] for iid in sorted(self.vol_configs)]
+        return [[vol, self.negative_equity_seen_ns]]
 
     def restore(self, data: list[Any]) -> None:
         """Inverse of :meth:`canonical` (after the engine's accounts were restored); rebuilds the index."""
         (index_prices, index_times, paused, last_trade, marks, premium, next_funding, last_rate, throttle, queue,
-         bad_debt) = data
+         bad_debt) = data[:11]
+        if len(data) > 11:
+            vol, self.negative_equity_seen_ns = data[11]
+            for iid, variance, last_index, next_sample, multiplier in vol:
+                self.vol_variance[iid], self.vol_last_index[iid] = variance, last_index
+                self.vol_next_sample_ns[iid], self.vol_multiplier_ppm[iid] = next_sample, multiplier
+                self._apply_multiplier(iid, multiplier)
         self.index_prices = dict(index_prices)
         self.index_times_ns = dict(index_times)
         self.liquidations_paused = {iid: bool(p) for iid, p in paused}

@@ -18,6 +18,7 @@ __all__ = [
     "PositionLiquidated",
     "SetOraclePrice",
     "SocializedLoss",
+    "VolMultiplierSet",
 ]
 
 _opts = {"tag_field": "type", "frozen": True, "array_like": True, "gc": False}
@@ -112,3 +113,12 @@ class FundingPaid(msgspec.Struct, tag="funding_paid", **_opts):
     instrument_id: int
     account_id: int
     amount_atoms: int
+
+
+class VolMultiplierSet(msgspec.Struct, tag="vol_multiplier_set", **_opts):
+    """Volatility-scaled margin: the instrument's margin fractions are now ``multiplier_ppm / 1e6`` times
+    the configured ones (risk/vol_margin.py). ``volatility_ppm``: the EWMA estimate per sample period."""
+
+    instrument_id: int
+    multiplier_ppm: int
+    volatility_ppm: int
