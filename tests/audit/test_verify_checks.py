@@ -116,7 +116,7 @@ def test_finding_text_names_file_offset_and_seq() -> None:
 # ---------------------------------------------------------------------------------------------
 
 _NON_ACCOUNT_IDS = {"client_order_id", "commit_id", "instrument_id", "maker_order_id", "order_id", "owner_id",
-                    "taker_order_id", "guardian_id"}
+                    "taker_order_id", "guardian_id", "isolated_instrument_id"}
 
 
 def test_every_event_field_naming_an_account_ends_in_account_id() -> None:

@@ -70,18 +70,21 @@ class Position:
 
 
 class Account:
-    """A trading account (a subaccount of ``owner_id``).
+    """A trading account (a subaccount of ``owner_id``; isolated to one instrument when
+    ``isolated_instrument_id`` > 0).
 
     ``recent_client_ids`` remembers the last ``client_order_ids_remembered_max`` client order ids this
     account used (FIFO), so a resent order is rejected as a duplicate even after it left the book.
     """
 
     __slots__ = ("account_id", "owner_id", "balance_atoms", "positions", "orders", "live_by_client",
-                 "recent_client_ids", "recent_client_set")
+                 "recent_client_ids", "recent_client_set", "isolated_instrument_id")
 
-    def __init__(self, account_id: int, owner_id: int) -> None:
+    def __init__(self, account_id: int, owner_id: int, isolated_instrument_id: int = 0) -> None:
         self.account_id = account_id
         self.owner_id = owner_id
+        self.isolated_instrument_id = isolated_instrument_id
+        """> 0: an isolated-margin account that may trade only this instrument (CreateAccount)."""
         self.balance_atoms = 0
         self.positions: dict[int, Position] = {}
         self.orders: dict[int, Order] = {}

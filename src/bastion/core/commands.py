@@ -78,10 +78,19 @@ _opts = {"tag_field": "type", "frozen": True, "array_like": True, "gc": False}
 
 
 class CreateAccount(msgspec.Struct, tag="create_account", **_opts):
-    """Open account ``account_id`` (> 0) for ``owner_id``; accounts of one owner are its subaccounts."""
+    """Open account ``account_id`` (> 0) for ``owner_id``; accounts of one owner are its subaccounts.
+
+    ``isolated_instrument_id`` > 0 opens an **isolated-margin** account: it may trade only that
+    instrument, so its position is margined by its own collateral alone and a liquidation or loss there
+    cannot reach the owner's other subaccounts (dYdX v4 and Drift hold isolated positions in separate
+    subaccounts; shared/reference/risk-engines.md "Isolated margin"). Margin is added or removed with
+    :class:`Transfer` between the owner's subaccounts (a removal is checked like a withdrawal).
+    0 (the default) is a cross-margin account.
+    """
 
     account_id: int
     owner_id: int
+    isolated_instrument_id: int = 0
 
 
 class Deposit(msgspec.Struct, tag="deposit", **_opts):

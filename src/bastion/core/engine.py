@@ -227,16 +227,19 @@ class Engine:
     # ------------------------------------------------------------------ accounts and money
 
     def _create_account(self, cmd: Any) -> None:
-        if not _is_int(cmd.account_id) or not _is_int(cmd.owner_id):
+        isolated = cmd.isolated_instrument_id
+        if not _is_int(cmd.account_id) or not _is_int(cmd.owner_id) or not _is_int(isolated):
             return self._reject(cmd, R.field_type_invalid)
         if not (1 <= cmd.account_id <= ID_MAX and 1 <= cmd.owner_id <= ID_MAX):
             return self._reject(cmd, R.field_value_out_of_range)
+        if isolated != 0 and isolated not in self.specs:
+            return self._reject(cmd, R.instrument_unknown)
         if cmd.account_id in self.accounts:
             return self._reject(cmd, R.account_exists)
         if len(self.accounts) >= self.limits.accounts_max:
             return self._reject(cmd, R.accounts_max_reached)
-        self.accounts[cmd.account_id] = Account(cmd.account_id, cmd.owner_id)
-        self._events.append(AccountCreated(cmd.account_id, cmd.owner_id))
+        self.accounts[cmd.account_id] = Account(cmd.account_id, cmd.owner_id, isolated)
+        self._events.append(AccountCreated(cmd.account_id, cmd.owner_id, isolated))
 
     def _amount_code(self, amount: Any) -> RejectCode | None:
         if not _is_int(amount):
@@ -498,6 +501,8 @@ class Engine:
             return self._reject(cmd, checked)
         account, spec = checked
         iid = spec.instrument_id
+        if account.isolated_instrument_id and account.isolated_instrument_id != iid:
+            return self._reject(cmd, R.account_isolated_to_other_instrument)
         book = self.books[iid]
         side = cmd.side
         qty = cmd.qty_lots
@@ -1417,7 +1422,7 @@ class Engine:
         accounts = [
             [a.account_id, a.owner_id, a.balance_atoms,
              [[iid, p.size_lots, p.cost_atoms] for iid, p in sorted(a.positions.items()) if p.size_lots],
-             list(a.recent_client_ids)]
+             list(a.recent_client_ids)] + ([a.isolated_instrument_id] if a.isolated_instrument_id else [])
             for a in sorted(self.accounts.values(), key=lambda a: a.account_id)
         ]
         books = [[iid, [o.canonical() for o in self.books[iid].orders_in_priority()]
@@ -1484,8 +1489,9 @@ class Engine:
         if bytes(config_hash) != engine._config_hash:
             raise ValueError("snapshot was taken under a different venue configuration")
         engine.seq, engine.now_ns = seq, now_ns
-        for account_id, owner_id, balance, positions, recent in accounts:
-            account = Account(account_id, owner_id)
+        for entry in accounts:
+            account_id, owner_id, balance, positions, recent = entry[:5]
+            account = Account(account_id, owner_id, entry[5] if len(entry) > 5 else 0)
             account.balance_atoms = balance
             for iid, size, cost in positions:
                 pos = engine._position(account, iid)

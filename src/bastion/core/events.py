@@ -61,6 +61,7 @@ _opts = {"tag_field": "type", "frozen": True, "array_like": True, "gc": False}
 class AccountCreated(msgspec.Struct, tag="account_created", **_opts):
     account_id: int
     owner_id: int
+    isolated_instrument_id: int = 0
 
 
 class Deposited(msgspec.Struct, tag="deposited", **_opts):

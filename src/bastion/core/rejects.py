@@ -48,6 +48,8 @@ class RejectCode(IntEnum):
     client_order_id_duplicate = 206
     order_unknown = 207
     transfer_to_self = 208
+    account_isolated_to_other_instrument = 220
+    """An isolated-margin account trades only the instrument it was opened for."""
 
     # 3xx risk
     margin_initial_insufficient = 300
