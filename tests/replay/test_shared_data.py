@@ -67,16 +67,24 @@ def test_march_2023_depeg_does_not_drag_the_index(tmp_path: Path) -> None:
 def test_march_2023_stress_losses_exceed_margins(tmp_path: Path) -> None:
     """x3 moves: losses exceed margins, and the risk engine answers. Many traders are liquidated into
     the book, the loss waterfall runs (insurance fund and/or ADL), funding is paid, and no account is
-    left lingering below maintenance at a sample (the engine liquidates within the command)."""
+    left lingering below maintenance at a sample (the engine liquidates within the command).
+
+    Partial liquidation at the fillable price leaves most liquidated traders with some equity, so the
+    figure asserted is distinct accounts liquidated, not traders wiped out (a trader whose balance is
+    <= 0 when it closes), which a working liquidation engine keeps rare."""
     summary = _run("march-2023-stress", BARS, tmp_path / "stress").summary
     assert _journal_verified(summary)
     risk = summary["risk"]
     other = risk["other_events_by_type"]
-    assert summary["traders"]["traders_wiped_out"] > 10
+    assert summary["accounts_liquidated"] > 50
     assert summary["liquidations"] > 100
     assert summary["adl_count"] + other.get("InsuranceFundUsed", 0) > 0
+    assert summary["adl_count"] == other.get("AutoDeleveraged", 0) and (summary["adl_lots"] > 0) == (summary["adl_count"] > 0)
+    assert (summary["insurance_fund_used_atoms"] > 0) == (other.get("InsuranceFundUsed", 0) > 0)
+    assert summary["bad_debt_atoms"] == 0 and risk["accounts_bankrupt_end"] == 0
     assert risk["funding_events"] > 0 and other.get("FundingRateSet", 0) > 100
     assert risk["accounts_under_maintenance_max"] <= 5
     assert summary["max_index_deviation_ppm"] <= 5_000
     print(f"stress: liquidations {summary['liquidations']}, ADL {summary['adl_count']}, "
-          f"insurance fund used {other.get('InsuranceFundUsed', 0)}, bad debt {summary['bad_debt_atoms']} atoms")
+          f"accounts liquidated {summary['accounts_liquidated']}, "
+          f"insurance fund used {other.get('InsuranceFundUsed', 0)} times ({summary['insurance_fund_used_atoms']} atoms), bad debt {summary['bad_debt_atoms']} atoms")

@@ -1,23 +1,22 @@
 """Risk figures of a replay, read from engine state and events (never written to the engine).
 
-Until the risk engine (liquidations, insurance fund waterfall, ADL) lands, a replay cannot liquidate
-anyone; what it can measure is how far accounts fall, at the mark price:
+The engine's risk engine liquidates inside ``Engine.apply``; this module measures, independently of it,
+how far accounts are from their margins at the mark price, so the report can show that nobody lingers
+below maintenance and how large the equity shortfall got:
 
 * equity = balance + sum over positions of (size * mark * k - cost)   (``bastion.core.accounts``);
 * maintenance margin = sum of ``InstrumentSpec.maintenance_margin_atoms(|size| * mark * k)``;
-* *under maintenance*: a position and equity < maintenance margin (would be liquidated);
+* *under maintenance*: a position and equity < maintenance margin (should have been liquidated);
 * *bankrupt*: equity < 0; the *equity shortfall* is the sum of -equity over bankrupt accounts (what
   the insurance fund or ADL would have to cover if they all closed at the mark).
 
-Forward compatibility: every event whose class name contains ``Liquidat`` counts as a liquidation,
-``Deleverag``/``Adl`` as an ADL, ``Funding`` as a funding payment and ``Breaker``/``Halt``/``MarketState``/
-``KillSwitch`` as a breaker change (names from the wiring plan, docs/risk-integration.md §5:
-``PositionLiquidated``, ``InsuranceFundUsed``, ``AutoDeleveraged``, ``FundingPaid``, ...);
-``BadDebtRecorded.amount_atoms`` (or a ``bad_debt_atoms`` field on any event) adds to realized bad debt,
-and the insurance fund's drawdown is tracked from ``Engine.insurance_fund_atoms`` (peak minus current).
-So once the risk engine emits such events, the same replay reports them without changes here.
-:func:`risk_features` says which of those event types the engine defines (the report shows "not yet
-available" for the others).
+Risk-engine events are counted by family (class name markers: ``Liquidat`` = liquidation,
+``Deleverag``/``Adl`` = ADL, ``Funding`` = funding, ``Breaker``/``Halt``/``MarketState``/``KillSwitch`` =
+breaker change, ``InsuranceFundUsed`` = insurance); ``BadDebtRecorded.amount_atoms`` adds to realized bad
+debt; ``PositionLiquidated`` names the liquidated accounts, ``InsuranceFundUsed.amount_atoms`` sums what
+the fund paid and ``AutoDeleveraged.qty_lots`` the deleveraged size. The insurance fund's drawdown is
+tracked from ``Engine.insurance_fund_atoms`` at each scan (peak minus current).
+:func:`risk_features` says which of those event types the engine defines.
 
 Speed: a scan at every index tick over every open position would dominate a three-week run, so each
 account with one position gets two exact integer thresholds, recomputed only when its balance or
@@ -56,6 +55,7 @@ from bastion.core.events import (
     Withdrawn,
 )
 from bastion.core.instruments import InstrumentSpec
+from bastion.core.risk_messages import AutoDeleveraged, InsuranceFundUsed, PositionLiquidated
 from bastion.core.units import PPM
 from bastion.sim.replay.exchange import Exchange
 
@@ -187,6 +187,9 @@ class RiskMonitor:
         self.counts = {feature: 0 for feature in FEATURE_MARKERS}
         self.events_by_type: Counter[str] = Counter()  # events this module does not model
         self.bad_debt_atoms = 0
+        self.liquidated_accounts: set[int] = set()  # accounts named by a PositionLiquidated event
+        self.insurance_fund_used_atoms = 0  # sum of InsuranceFundUsed.amount_atoms
+        self.adl_lots = 0  # sum of AutoDeleveraged.qty_lots
         self.insurance_peak_atoms = 0
         self.insurance_drawdown_max_atoms = 0
         self.under_maintenance_max = 0
@@ -238,6 +241,15 @@ class RiskMonitor:
         bad_debt = getattr(event, field_name, None)
         if type(bad_debt) is int:
             self.bad_debt_atoms += bad_debt
+        if kind is PositionLiquidated:
+            assert isinstance(event, PositionLiquidated)
+            self.liquidated_accounts.add(event.account_id)
+        elif kind is InsuranceFundUsed:
+            assert isinstance(event, InsuranceFundUsed)
+            self.insurance_fund_used_atoms += event.amount_atoms
+        elif kind is AutoDeleveraged:
+            assert isinstance(event, AutoDeleveraged)
+            self.adl_lots += event.qty_lots
         self._all_dirty = True
 
     # ------------------------------------------------------------------ thresholds
