@@ -27,22 +27,27 @@ from bastion.core.commands import (
     AmendOrder,
     CancelAll,
     CancelOrder,
+    CommitOrder,
     CreateAccount,
     Deposit,
     DepositInsuranceFund,
     Heartbeat,
     OrderType,
     PlaceOrder,
+    RevealOrder,
     Sequenced,
     SetKillSwitch,
     SetMarketState,
     SetMarkPrice,
+    SetMatchingMode,
     TimeInForce,
     Transfer,
     Withdraw,
 )
 from bastion.core.events import (
     AccountCreated,
+    BondForfeited,
+    BondReturned,
     CommandRejected,
     Deposited,
     Event,
@@ -52,20 +57,33 @@ from bastion.core.events import (
     KillSwitchSet,
     MarketStateChanged,
     MarkPriceSet,
+    MatchingModeSet,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
+    OrderCommitted,
     OrderReduced,
+    RevealReceived,
     TradeExecuted,
     Transferred,
     Withdrawn,
 )
 from bastion.core.instruments import InstrumentSpec, VenueConfig
 from bastion.core.errors import InvariantViolation
-from bastion.core.integrity.auction import AuctionOrder, clear_auction, indicative, pair_fills
+from bastion.core.integrity.auction import AuctionOrder, indicative, pair_fills
 from bastion.core.integrity.bands import Band, ReferenceSource, check_limit_price, protection_price
-from bastion.core.integrity.batch import BatchBook
-from bastion.core.integrity.codes import MatchingMode, TransitionReason
+from bastion.core.integrity.batch import BatchBook, BatchClearing, ClearFn, clear_fast
+from bastion.core.integrity.codes import BondForfeitReason, MatchingMode, TransitionReason
+from bastion.core.integrity.commit_reveal import (
+    COMMITMENT_BYTES,
+    SALT_BYTES,
+    BondForfeit,
+    CommitAccepted,
+    RevealAccepted,
+    RoundClosed,
+    SealedBidBook,
+    SealedOrder,
+)
 from bastion.core.integrity.luld import LimitSide, LuldState, limit_side, luld_reference, luld_step
 from bastion.core.integrity.market import InstrumentIntegrity
 from bastion.core.integrity.states import (
@@ -81,6 +99,7 @@ from bastion.core.integrity.states import (
 )
 from bastion.core.margin import OVER_MAX_TIER, free_collateral_atoms
 from bastion.core.rejects import CancelReason, RejectCode
+from bastion.core.risk.liquidation import LiquidationOrder, throttle_record
 from bastion.core.risk_engine import RiskConfig, RiskEngine
 from bastion.core.risk_messages import SetOraclePrice
 from bastion.core.units import PPM, ceil_div
@@ -157,6 +176,9 @@ class Engine:
             Heartbeat: lambda cmd: None,
             SetMarketState: self._set_market_state,
             SetKillSwitch: self._set_kill_switch,
+            SetMatchingMode: self._set_matching_mode,
+            CommitOrder: self._commit_order,
+            RevealOrder: self._reveal_order,
         }
         # ---- market integrity (issue 4; docs/integrity-integration.md). ``_integrity_idle`` is True while
         # no instrument has a breaker configured, every market is ACTIVE/continuous with nothing scheduled
@@ -170,6 +192,12 @@ class Engine:
         self.unbooked: dict[int, int] = {}  # order_id -> instrument_id of live orders held by an auction book
         self._swept: list[int] = []  # per-command scratch: instruments whose band sweep ran before the command
         self._integrity_idle = True
+        self._batch_markets = False  # derived: some instrument is in BATCH or SEALED_BATCH mode
+        self._admitting = False  # per-command scratch: a revealed sealed order is being admitted (§7)
+        # The clearing rule of auctions and batches comes with the book: the reference book brings the
+        # brute-force twin (auction_reference.clear_auction_naive), so the verifier checks clearings too.
+        first_book = next(iter(self.books.values()), None)
+        self._clear_fn: ClearFn = getattr(first_book, "auction_clearing", None) or clear_fast
         self._refresh_idle()
 
     # ------------------------------------------------------------------ entry point
@@ -192,6 +220,10 @@ class Engine:
         events: list[Event] = []
         self._events = events
         self.fills_made = 0
+        if self._batch_markets:
+            # Batch boundaries and sealed-round closes first: a clearing happens *at* its boundary, so a GTD
+            # order expiring after the boundary (but before this command) is in it (§6.3).
+            self._run_clearings()
         if self.next_expiry_ns <= self.now_ns:
             self._expire_due()
         if not self._integrity_idle:
@@ -344,6 +376,8 @@ class Engine:
         m = self.integ[instrument_id]
         if m.band_spec is not None and m.band_spec.source == ReferenceSource.MARK:
             self._move_reference(m, price_ticks)
+        if m.batch_book is not None:
+            m.batch_book.mark_dirty()  # the collar moved: a pair that crossed outside it may clear now
 
     def _set_oracle_price(self, cmd: Any) -> None:
         self.risk.set_oracle_price(cmd)
@@ -515,9 +549,9 @@ class Engine:
             if code0 is not None:
                 return self._reject(cmd, code0)
         if cmd.order_type == OrderType.MARKET:
-            if m is not None and m.status.state == MarketState.AUCTION:
-                # No protection price in an auction: margin is taken at the collar edge, which bounds
-                # any clearing price; the order enters the auction book as a market order.
+            if m is not None and (m.status.state == MarketState.AUCTION or m.mode != MatchingMode.CONTINUOUS):
+                # No protection price in an auction or batch: margin is taken at the collar edge, which
+                # bounds any clearing price; the order enters the auction/batch book as a market order.
                 low, high = self._collar(m, spec)
                 price = high if side > 0 else low
             else:
@@ -565,6 +599,9 @@ class Engine:
                                           price, qty, tif))
         if m is not None and m.status.state == MarketState.AUCTION:
             self._auction_submit(m, order, cmd.order_type == OrderType.MARKET)
+            return None
+        if m is not None and m.mode != MatchingMode.CONTINUOUS:
+            self._batch_submit(m, order, cmd.order_type == OrderType.MARKET)
             return None
         self._execute(order, spec)
 
@@ -802,6 +839,8 @@ class Engine:
         order = self._find_order(account, cmd.order_id, cmd.client_order_id)
         if not isinstance(order, Order):
             return self._reject(cmd, order)
+        if order.client_order_id == 0 and self._is_liquidation(order):
+            return self._reject(cmd, R.account_in_liquidation)
         self._cancel_resting(order, CancelReason.user)
 
     def _cancel_all(self, cmd: Any) -> None:
@@ -815,7 +854,8 @@ class Engine:
         if (cmd.instrument_id != 0 and not self._integrity_idle
                 and self.integ[cmd.instrument_id].status.state == MarketState.SETTLING):
             return self._reject(cmd, R.market_settling)
-        victims = [o for o in account.orders.values() if cmd.instrument_id in (0, o.instrument_id)]
+        victims = [o for o in account.orders.values() if cmd.instrument_id in (0, o.instrument_id)
+                   and not (o.client_order_id == 0 and self._is_liquidation(o))]
         for order in victims:
             self._cancel_resting(order, CancelReason.cancel_all)
 
@@ -826,6 +866,8 @@ class Engine:
         order = account.orders.get(cmd.order_id) if type(cmd.order_id) is int else None
         if order is None:
             return self._reject(cmd, R.order_unknown if _is_int(cmd.order_id) else R.field_type_invalid)
+        if order.client_order_id == 0 and self._is_liquidation(order):
+            return self._reject(cmd, R.account_in_liquidation)
         spec = self.specs[order.instrument_id]
         price, qty = cmd.price_ticks, cmd.qty_lots
         if not (type(price) is int and type(qty) is int and 0 < price <= spec.price_ticks_max
@@ -882,6 +924,9 @@ class Engine:
         if m is not None and m.status.state == MarketState.AUCTION:
             self._auction_submit(m, order, False)
             return None
+        if m is not None and m.mode != MatchingMode.CONTINUOUS:
+            self._batch_submit(m, order, False)
+            return None
         self._execute(order, spec)
 
     def _shrink_in_place(self, account: Account, order: Order, qty: int) -> None:
@@ -919,10 +964,14 @@ class Engine:
 
     def _refresh_idle(self) -> None:
         idle = not self.kill_switch_engaged
+        batch = False
         for m in self.integ.values():
             if not m.idle:
                 idle = False
+            if m.mode != MatchingMode.CONTINUOUS:
+                batch = True
         self._integrity_idle = idle
+        self._batch_markets = batch
 
     def _kill_switch_code(self) -> RejectCode | None:
         return R.venue_kill_switch_engaged if self.kill_switch_engaged else None
@@ -940,8 +989,16 @@ class Engine:
         # An uncross has no FOK guarantee, and reduce-only caps cannot be honoured inside one clearing.
         if auction and (cmd.time_in_force == TimeInForce.FOK or cmd.reduce_only):
             return R.market_auction_forbids_order_kind
-        if m.mode == MatchingMode.SEALED_BATCH:
+        if m.mode == MatchingMode.SEALED_BATCH and not self._admitting:
             return R.sealed_batch_requires_commit
+        batch = m.batch_book
+        if batch is not None:
+            # A batch has no fill-or-kill guarantee and no maker: FOK and post-only have no meaning in it.
+            # Reduce-only is kept: capped at the closing position inside each clearing (_batch_orders).
+            if cmd.time_in_force == TimeInForce.FOK or cmd.post_only:
+                return R.market_auction_forbids_order_kind
+            if len(batch.orders) >= batch.spec.orders_max:
+                return R.auction_orders_max_reached
         if m.sweep_pending:
             return R.band_sweep_in_progress
         if m.band is not None and m.band_spec is not None and cmd.order_type == OrderType.LIMIT:
@@ -987,13 +1044,20 @@ class Engine:
         if not 0 <= cmd.state <= int(MarketState.SETTLING) or not 0 <= cmd.auction_ns <= DURATION_NS_MAX:
             return self._reject(cmd, R.field_value_out_of_range)
         to_state = MarketState(cmd.state)
-        if to_state == MarketState.AUCTION and m.mode != MatchingMode.CONTINUOUS:
-            return self._reject(cmd, R.market_state_transition_invalid)  # a batch market is an auction already
+        if to_state in (MarketState.AUCTION, MarketState.POST_ONLY) and m.mode != MatchingMode.CONTINUOUS:
+            # A batch market is an auction already, and has no makers for a post-only state to protect.
+            return self._reject(cmd, R.market_state_transition_invalid)
         if m.auction_book is not None and to_state not in (MarketState.AUCTION, MarketState.HALTED,
                                                             MarketState.ACTIVE, MarketState.SETTLING):
             # A halted auction keeps its book: it must reopen through the auction (or settle).
             return self._reject(cmd, R.market_state_transition_invalid)
-        status = guardian_set(m.status, to_state, self.now_ns, cmd.auction_ns)
+        if (m.mode != MatchingMode.CONTINUOUS and m.status.state == MarketState.HALTED
+                and to_state == MarketState.ACTIVE and cmd.auction_ns == 0):
+            # A halted batch market reopens straight into its next clearing: that clearing is the auction
+            # which GUARDIAN_TRANSITIONS requires of a continuous market (HALTED -> AUCTION -> ACTIVE).
+            status: MarketStatus | Any = MarketStatus(MarketState.ACTIVE, TransitionReason.guardian, self.now_ns, ())
+        else:
+            status = guardian_set(m.status, to_state, self.now_ns, cmd.auction_ns)
         if not isinstance(status, MarketStatus):
             return self._reject(cmd, RejectCode(int(status)))
         from_state = m.status.state
@@ -1027,6 +1091,9 @@ class Engine:
             self._cancel_resting(order, CancelReason.market_settling)
         m.auction_book = None
         m.last_indicative = None
+        if m.sealed is not None:  # live commitments: nothing will trade, nobody failed to reveal
+            for entry in m.sealed.release_all():
+                self._return_bond(m, entry.account_id, entry.commit_id, entry.bond_atoms)
 
     # ---- timers and post-command checks (§5 steps 3 and 6)
 
@@ -1080,6 +1147,8 @@ class Engine:
             return
         m.reference = ref
         m.rebuild_band()
+        if m.batch_book is not None:
+            m.batch_book.mark_dirty()
         if m.band is not None and self._band_violated(m.instrument_id, m.band):
             m.sweep_pending = True
             self._integrity_idle = False
@@ -1210,54 +1279,93 @@ class Engine:
 
     # ---- call auctions (§6)
 
-    def _auction_submit(self, m: InstrumentIntegrity, order: Order, is_market: bool) -> None:
-        """Hand a tracked, accepted order to the instrument's auction book (not linked into the book)."""
-        book = m.auction_book
-        assert book is not None
+    def _book_submit(self, m: InstrumentIntegrity, book: BatchBook, order: Order, is_market: bool) -> None:
+        """Hand a tracked, accepted order to an auction or batch book (not linked into the FastBook).
+        IOC and market orders live for one clearing; the expiry index is the caller's business."""
         code = book.submit(order.order_id, order.side, 0 if is_market else order.price_ticks, order.qty_lots,
-                           self.now_ns, is_market=is_market, ioc=is_market)
-        assert code is None, "auction book full after the admission check"
+                           self.now_ns, is_market=is_market,
+                           ioc=is_market or order.time_in_force == TimeInForce.IOC)
+        assert code is None, "auction/batch book full after the admission check"
         self.unbooked[order.order_id] = m.instrument_id
+
+    def _auction_submit(self, m: InstrumentIntegrity, order: Order, is_market: bool) -> None:
+        """Hand a tracked, accepted order to the instrument's call-auction book."""
+        assert m.auction_book is not None
+        self._book_submit(m, m.auction_book, order, is_market)
         if order.expire_at_ns:
             self._expiry_add(order)
 
+    def _batch_submit(self, m: InstrumentIntegrity, order: Order, is_market: bool) -> None:
+        """Hand a tracked, accepted order to the instrument's batch book (BATCH / SEALED_BATCH mode)."""
+        assert m.batch_book is not None
+        self._book_submit(m, m.batch_book, order, is_market)
+        if order.expire_at_ns:
+            self._expiry_add(order)
+
+    def _holding_book(self, m: InstrumentIntegrity, order_id: int) -> BatchBook:
+        """The auction or batch book that holds the unbooked order ``order_id``."""
+        if m.auction_book is not None and order_id in m.auction_book.orders:
+            return m.auction_book
+        assert m.batch_book is not None and order_id in m.batch_book.orders, "unbooked order in no book"
+        return m.batch_book
+
     def _unbook(self, order: Order) -> None:
-        """Take a live order out of its auction book (cancel, or re-entry after an amend)."""
+        """Take a live order out of its auction/batch book (cancel, or re-entry after an amend)."""
         iid = self.unbooked.pop(order.order_id)
-        book = self.integ[iid].auction_book
-        assert book is not None
-        left = book.cancel(order.order_id)
+        m = self.integ[iid]
+        left = self._holding_book(m, order.order_id).cancel(order.order_id)
         assert left == order.qty_lots, "auction book and order disagree"
+        if m.liquidations:
+            m.liquidations.pop(order.order_id, None)
 
     def _book_reduce(self, order: Order, new_qty: int) -> None:
         """Shrink a live order in place (priority kept), wherever it rests."""
         if self.unbooked and order.order_id in self.unbooked:
-            book = self.integ[self.unbooked[order.order_id]].auction_book
-            assert book is not None
-            assert book.reduce(order.order_id, new_qty) is None
+            m = self.integ[self.unbooked[order.order_id]]
+            assert self._holding_book(m, order.order_id).reduce(order.order_id, new_qty) is None
             order.qty_lots = new_qty
         else:
             self.books[order.instrument_id].reduce(order, new_qty)
 
+    def _clearing_input(self, entries: list[tuple[Order, int, int, bool]], at_ns: int) -> list[AuctionOrder]:
+        """Auction input from ``(order, qty_lots, priority, is_market)`` in priority order: GTD orders expired
+        at ``at_ns`` are left out (matching never trades an expired order either), and reduce-only orders
+        are capped so that together with the account's other orders on that side in this clearing they
+        cannot take its position past zero (oldest first)."""
+        out: list[AuctionOrder] = []
+        closing: dict[tuple[int, int], int] = {}  # (account, side) -> lots still allowed for reduce-only
+        if any(o.reduce_only for o, _, _, _ in entries):
+            for o, qty, _, _ in entries:
+                key = (o.account_id, o.side)
+                if key not in closing:
+                    closing[key] = self.reduce_only_cap(o)
+                if not o.reduce_only:
+                    closing[key] -= qty
+        for o, qty, priority, is_market in entries:
+            if o.expire_at_ns and o.expire_at_ns <= at_ns:
+                continue
+            if o.reduce_only:
+                key = (o.account_id, o.side)
+                qty = max(0, min(qty, closing[key]))
+                closing[key] -= qty
+            if qty > 0:
+                out.append(AuctionOrder(o.order_id, o.side, 0 if is_market else o.price_ticks, qty, priority,
+                                        is_market))
+        return out
+
     def _auction_orders(self, m: InstrumentIntegrity) -> list[AuctionOrder]:
         """The uncross input: resting orders (their book priority) then auction-book orders (§6.1 step 1)."""
-        out: list[AuctionOrder] = []
-        now = self.now_ns
-        for o in self.books[m.instrument_id].orders_in_priority():
-            if o.expire_at_ns and o.expire_at_ns <= now:
-                continue  # matching never trades an expired order either
-            qty = o.qty_lots
-            if o.reduce_only:
-                qty = min(qty, self.reduce_only_cap(o))
-            if qty > 0:
-                out.append(AuctionOrder(o.order_id, o.side, o.price_ticks, qty, o.priority))
+        entries = [(o, o.qty_lots, o.priority, False) for o in self.books[m.instrument_id].orders_in_priority()]
         if m.auction_book is not None:
-            for b in m.auction_book.orders.values():
-                if self.orders[b.order_id].expire_at_ns and self.orders[b.order_id].expire_at_ns <= now:
-                    continue
-                out.append(AuctionOrder(b.order_id, b.side, b.price_ticks, b.qty_lots,
-                                        _AUCTION_PRIORITY_BASE + b.priority, b.is_market))
-        return out
+            entries += [(self.orders[b.order_id], b.qty_lots, _AUCTION_PRIORITY_BASE + b.priority, b.is_market)
+                        for b in m.auction_book.orders.values()]
+        return self._clearing_input(entries, self.now_ns)
+
+    def _batch_orders(self, m: InstrumentIntegrity, at_ns: int) -> list[AuctionOrder]:
+        """The input of a batch clearing at ``at_ns``: the batch book in its priority order (§6.3)."""
+        assert m.batch_book is not None
+        return self._clearing_input([(self.orders[b.order_id], b.qty_lots, b.priority, b.is_market)
+                                     for b in m.batch_book.orders.values()], at_ns)
 
     def _publish_indicative(self, m: InstrumentIntegrity) -> None:
         spec = self.specs[m.instrument_id]
@@ -1277,8 +1385,8 @@ class Engine:
         book = self.books[iid]
         low, high = self._collar(m, spec)
         orders = self._auction_orders(m)
-        result = clear_auction(orders, min(max(self._auction_reference(m), low), high),
-                               m.auction_spec.allocation, low, high, max(len(orders), 1))
+        result = self._clear_fn(orders, min(max(self._auction_reference(m), low), high), m.auction_spec.allocation,
+                                low, high)
         price = result.price_ticks
         parked = m.unbooked_ids()
         if self._touched:
@@ -1304,15 +1412,19 @@ class Engine:
             else:
                 book.add(order)
         if price is not None:
-            if m.velocity is not None:
-                m.velocity.reset()
-                m.velocity.record(self.now_ns, price)
-            m.last_trade = price
-            if m.band_spec is not None and m.band_spec.source == ReferenceSource.LAST_TRADE:
-                self._move_reference(m, price)
+            self._cleared_at(m, price)
         m.luld = LuldState()
         if self._touched:
             self._resize_reduce_only()
+
+    def _cleared_at(self, m: InstrumentIntegrity, price_ticks: int) -> None:
+        """After an uncross or batch clearing at ``price_ticks``: velocity window, last trade, reference."""
+        if m.velocity is not None:
+            m.velocity.reset()
+            m.velocity.record(self.now_ns, price_ticks)
+        m.last_trade = price_ticks
+        if m.band_spec is not None and m.band_spec.source == ReferenceSource.LAST_TRADE:
+            self._move_reference(m, price_ticks)
 
     def _settle_auction_trade(self, spec: InstrumentSpec, buy: Order, sell: Order, qty_lots: int,
                               price_ticks: int) -> None:
@@ -1331,6 +1443,12 @@ class Engine:
         iid = spec.instrument_id
         k = spec.atoms_per_tick_lot
         fee = spec.fee_atoms(price_ticks * qty_lots * k, spec.auction_fee_ppm)
+        # A liquidation IOC (batch mode) pays the liquidation fee to the fund instead (as in on_trade).
+        plans = self.integ[iid].liquidations
+        s_plan = plans.get(sell.order_id) if plans else None
+        b_plan = plans.get(buy.order_id) if plans else None
+        s_fee = 0 if s_plan is not None else fee
+        b_fee = 0 if b_plan is not None else fee
         s_acct, b_acct = self.accounts[sell.account_id], self.accounts[buy.account_id]
         s_pos, b_pos = s_acct.positions[iid], b_acct.positions[iid]
         # Both legs may be the same account (no STP in an auction): settle one after the other.
@@ -1339,19 +1457,331 @@ class Engine:
         b_pnl = settle_fill(b_acct, b_pos, qty_lots, price_ticks, k)
         oi_after = sum(max(p.size_lots, 0) for p in ({id(s_pos): s_pos, id(b_pos): b_pos}).values())
         self.open_interest_lots[iid] += oi_after - oi_before
-        s_acct.balance_atoms -= fee
-        b_acct.balance_atoms -= fee
-        self.fee_pool_atoms += 2 * fee
+        s_acct.balance_atoms -= s_fee
+        b_acct.balance_atoms -= b_fee
+        self.fee_pool_atoms += s_fee + b_fee
         s_pos.open_sell_lots -= qty_lots
         b_pos.open_buy_lots -= qty_lots
         self._events.append(TradeExecuted(iid, price_ticks, qty_lots, 0, sell.order_id, buy.order_id,
-                                          sell.account_id, buy.account_id, fee, fee, s_pnl, b_pnl))
+                                          sell.account_id, buy.account_id, s_fee, b_fee, s_pnl, b_pnl))
+        for plan, order in ((s_plan, sell), (b_plan, buy)):
+            if plan is not None:
+                self._liquidation_fill(order, plan, qty_lots, price_ticks)
+        risk = self.risk
+        risk.touched.add(sell.account_id)  # both positions moved: health and liquidation index re-checked
+        risk.touched.add(buy.account_id)
+        risk.last_trade_ticks[iid] = price_ticks  # the mark's last-trade input (the FastBook is empty in batch)
         for acct, order, pos in ((s_acct, sell, s_pos), (b_acct, buy, b_pos)):
             if order.qty_lots == 0 and order.order_id in self.orders:
                 self.unbooked.pop(order.order_id, None)
+                if plans:
+                    plans.pop(order.order_id, None)
                 self._untrack(acct, order)
             if pos.reduce_only_count:
                 self._touched.append((acct, iid))
+
+    # ---- matching modes: frequent batch auctions (§5.5, §6.3) and sealed rounds (§7)
+
+    def _set_matching_mode(self, cmd: Any) -> None:
+        """Guardian SetMatchingMode: only while the market is HALTED or CANCEL_ONLY (nothing trades during
+        the switch), with no call auction and no live commitment (508). The live orders move in their
+        priority order: into a new batch book whose grid starts now, or back into the FastBook, where IOC /
+        market orders and orders that would cross the book built so far are canceled (``auction_remainder``:
+        a halted market does not trade, so a crossed batch book is not cleared on the way out)."""
+        code = self._guardian_code(cmd, (cmd.guardian_id, cmd.instrument_id, cmd.mode, cmd.interval_ns,
+                                         cmd.reveal_ns))
+        if code is not None:
+            return self._reject(cmd, code)
+        m = self.integ.get(cmd.instrument_id)
+        if m is None:
+            return self._reject(cmd, R.instrument_unknown)
+        mode, interval, reveal = cmd.mode, cmd.interval_ns, cmd.reveal_ns
+        if mode == MatchingMode.CONTINUOUS:
+            valid = interval == 0 and reveal == 0
+        elif mode == MatchingMode.BATCH:
+            valid = 0 < interval <= DURATION_NS_MAX and reveal == 0
+        else:
+            valid = mode == MatchingMode.SEALED_BATCH and 0 < reveal <= interval <= DURATION_NS_MAX
+        if not valid:
+            return self._reject(cmd, R.field_value_out_of_range)
+        if (m.status.state not in (MarketState.HALTED, MarketState.CANCEL_ONLY) or m.auction_book is not None
+                or (m.sealed is not None and m.sealed.live)
+                or (mode == m.mode and interval == m.interval_ns and reveal == m.reveal_ns)):
+            return self._reject(cmd, R.matching_mode_change_invalid)
+        iid = m.instrument_id
+        fast = self.books[iid]
+        moving = [(o, False) for o in fast.orders_in_priority()]
+        if m.batch_book is not None:
+            moving += [(self.orders[b.order_id], b.is_market) for b in m.batch_book.orders.values()]
+        if mode != MatchingMode.CONTINUOUS and len(moving) > m.auction_spec.orders_max:
+            return self._reject(cmd, R.auction_orders_max_reached)
+        # ---- accepted
+        self._events.append(MatchingModeSet(iid, mode, interval, reveal))
+        plans = m.liquidations
+        m.liquidations = {}
+        for order, _ in moving:
+            if order.order_id in self.unbooked:
+                del self.unbooked[order.order_id]
+            else:
+                fast.remove(order)
+        m.mode, m.interval_ns, m.reveal_ns = MatchingMode(mode), interval, reveal
+        m.batch_book = None
+        m.sealed = None
+        if mode != MatchingMode.CONTINUOUS:
+            m.batch_book = BatchBook(m.batch_spec(self.now_ns), self.now_ns)
+            if mode == MatchingMode.SEALED_BATCH:
+                m.sealed = SealedBidBook(m.sealed_spec(self.now_ns), iid)
+        for order, is_market in moving:
+            if m.batch_book is not None:
+                self._book_submit(m, m.batch_book, order, is_market)
+                if order.order_id in plans:
+                    m.liquidations[order.order_id] = plans[order.order_id]
+                continue
+            bid, ask = fast.best_bid(), fast.best_ask()
+            crosses = (ask is not None and order.price_ticks >= ask) if order.side > 0 else (
+                bid is not None and order.price_ticks <= bid)
+            if order.time_in_force == TimeInForce.IOC or crosses:
+                self._cancel_live(order, CancelReason.auction_remainder)
+            else:
+                fast.add(order)
+        self._refresh_idle()
+
+    def _run_clearings(self) -> None:
+        """Step 3b before GTD expiry: due batch clearings (ACTIVE, switch off; otherwise the batch only
+        advances and its orders wait) and due sealed-round closes, instruments in ascending id."""
+        now = self.now_ns
+        for m in self.integ.values():
+            if m.mode == MatchingMode.CONTINUOUS:
+                continue
+            if m.sealed is not None:
+                for closed in m.sealed.close_due(now):  # oldest first, at most ROUNDS_LIVE_MAX
+                    self._close_round(m, closed)
+                continue
+            book = m.batch_book
+            assert book is not None
+            if not book.due(now):
+                continue
+            if m.status.state != MarketState.ACTIVE or self.kill_switch_engaged:
+                book.advance(now)
+                continue
+            low, high = self._collar(m, self.specs[m.instrument_id])
+            clearing = book.run_due(now, min(max(self._auction_reference(m), low), high), low, high,
+                                    orders=lambda at_ns: self._batch_orders(m, at_ns), clear=self._clear_fn)
+            if clearing is not None:
+                self._settle_clearing(m, clearing)
+
+    def _settle_clearing(self, m: InstrumentIntegrity, clearing: BatchClearing) -> None:
+        """One batch clearing (§6.3): AuctionCleared, the pairs at the clearing price, IOC/market remainders
+        canceled (``auction_remainder``), then last trade / reference / velocity and reduce-only resizing.
+        The batch book has already applied the fills to its own orders."""
+        iid = m.instrument_id
+        spec = self.specs[iid]
+        price = clearing.result.price_ticks
+        if self._touched:
+            self._touched = []
+        if price is not None:
+            self._events.append(AuctionCleared(iid, clearing.batch_index, clearing.boundary_ns, price,
+                                               clearing.result.volume_lots, clearing.result.indicative.imbalance_lots))
+            for trade in clearing.trades:
+                self._settle_auction_trade(spec, self.orders[trade.buy_order_id], self.orders[trade.sell_order_id],
+                                           trade.qty_lots, price)
+        for order_id, qty_lots in clearing.canceled:
+            order = self.orders[order_id]
+            assert order.qty_lots == qty_lots, "batch book and order disagree"
+            del self.unbooked[order_id]
+            if m.liquidations:
+                m.liquidations.pop(order_id, None)
+            self._cancel_live(order, CancelReason.auction_remainder)
+        if price is not None:
+            self._cleared_at(m, price)
+        if self._touched:
+            self._resize_reduce_only()
+
+    # ---- liquidation IOCs in batch markets (called by the risk engine)
+
+    def _execute_liquidation(self, order: Order, spec: InstrumentSpec) -> None:
+        """The risk engine's liquidation IOC (tracked, accepted): matched now in a continuous market; in a
+        batch market it joins the batch book and fills at the next clearing, its plan kept for the fee
+        split of those fills (risk.active_plan). A full batch book cancels it (retried next command)."""
+        m = self.integ[spec.instrument_id]
+        book = m.batch_book
+        if book is None:
+            return self._execute(order, spec)
+        plan = self.risk.active_plan
+        assert plan is not None and plan.instrument_id == spec.instrument_id
+        if len(book.orders) >= book.spec.orders_max:
+            return self._cancel_live(order, CancelReason.ioc_remainder)
+        self._book_submit(m, book, order, False)
+        m.liquidations[order.order_id] = plan
+
+    def liquidation_pending(self, account_id: int) -> bool:
+        """True while a liquidation IOC of the account waits in a batch book that will clear (ACTIVE, switch
+        off, and a grid or a round close coming): the risk engine then waits for that clearing instead of
+        replacing the order. O(pending liquidation orders)."""
+        if not self._batch_markets or self.kill_switch_engaged:
+            return False
+        for m in self.integ.values():
+            if not m.liquidations or m.status.state != MarketState.ACTIVE:
+                continue
+            if m.mode == MatchingMode.SEALED_BATCH and (m.sealed is None or not m.sealed.live):
+                continue  # no round will close: the order would wait for nothing
+            for plan in m.liquidations.values():
+                if plan.account_id == account_id:
+                    return True
+        return False
+
+    def _is_liquidation(self, order: Order) -> bool:
+        """A liquidation IOC waiting in a batch book (its account may not cancel or amend it)."""
+        iid = self.unbooked.get(order.order_id) if self.unbooked else None
+        return iid is not None and order.order_id in self.integ[iid].liquidations
+
+    def _liquidation_fill(self, order: Order, plan: LiquidationOrder, qty_lots: int, price_ticks: int) -> None:
+        """A batch fill of a liquidation IOC: the risk engine's fee split (PositionLiquidated) and throttle."""
+        risk = self.risk
+        risk.active_order_id, risk.active_plan = order.order_id, plan
+        risk.liquidation_fill(order, qty_lots, price_ticks)
+        risk.active_order_id, risk.active_plan = 0, None
+        notional = qty_lots * price_ticks * self.specs[plan.instrument_id].atoms_per_tick_lot
+        risk.throttle[plan.account_id] = throttle_record(risk.throttle.get(plan.account_id), self.now_ns, notional,
+                                                         risk.config.liquidation)
+
+    # ---- sealed-bid commit-reveal (§7)
+
+    def _commit_order(self, cmd: Any) -> None:
+        """CommitOrder: escrow a bond (checked like a withdrawal) against a 32-byte commitment."""
+        for value in (cmd.account_id, cmd.instrument_id, cmd.commit_id, cmd.bond_atoms):
+            if not _is_int(value):
+                return self._reject(cmd, R.field_type_invalid)
+        if type(cmd.commitment) is not bytes:
+            return self._reject(cmd, R.field_type_invalid)
+        account = self.accounts.get(cmd.account_id)
+        if account is None:
+            return self._reject(cmd, R.account_unknown)
+        m = self.integ.get(cmd.instrument_id)
+        if m is None:
+            return self._reject(cmd, R.instrument_unknown)
+        if not 1 <= cmd.commit_id <= ID_MAX:
+            return self._reject(cmd, R.field_value_out_of_range)
+        if len(cmd.commitment) != COMMITMENT_BYTES:
+            return self._reject(cmd, R.commitment_malformed)
+        if account.isolated_instrument_id and account.isolated_instrument_id != m.instrument_id:
+            return self._reject(cmd, R.account_isolated_to_other_instrument)
+        code = (self._amount_code(cmd.bond_atoms) or self._state_code(m, CommandKind.COMMIT)
+                or (None if m.sealed is not None else R.market_not_sealed_batch)
+                or self._withdrawal_code(account, cmd.bond_atoms))
+        if code is not None:
+            return self._reject(cmd, code)
+        assert m.sealed is not None
+        accepted = m.sealed.commit(account.account_id, cmd.commit_id, cmd.commitment, cmd.bond_atoms, self.now_ns)
+        if not isinstance(accepted, CommitAccepted):
+            return self._reject(cmd, RejectCode(int(accepted)))
+        account.balance_atoms -= cmd.bond_atoms
+        self.bonds_escrowed_atoms += cmd.bond_atoms
+        self.risk.touch(account.account_id)
+        self._events.append(OrderCommitted(account.account_id, m.instrument_id, cmd.commit_id, cmd.commitment,
+                                           cmd.bond_atoms, accepted.round_index, accepted.reveal_open_ns,
+                                           accepted.reveal_close_ns))
+
+    def _reject_reveal(self, cmd: Any, code: RejectCode) -> None:
+        """A refused reveal names the account only: its client order id is part of the sealed content."""
+        self._events.append(CommandRejected("reveal_order", cmd.account_id if _is_int(cmd.account_id) else 0, 0,
+                                            code))
+
+    def _reveal_order(self, cmd: Any) -> None:
+        """RevealOrder: open a commitment in its reveal window. A match stores the order privately
+        (RevealReceived, no content); a mismatch closes the commitment and forfeits its bond to the
+        insurance fund (BondForfeited: the command has an effect, so it is not a CommandRejected)."""
+        for value in (cmd.account_id, cmd.instrument_id, cmd.commit_id, cmd.client_order_id, cmd.side,
+                      cmd.price_ticks, cmd.qty_lots, cmd.time_in_force):
+            if not _is_int(value):
+                return self._reject_reveal(cmd, R.field_type_invalid)
+        if type(cmd.salt) is not bytes:
+            return self._reject_reveal(cmd, R.field_type_invalid)
+        if cmd.account_id not in self.accounts:
+            return self._reject_reveal(cmd, R.account_unknown)
+        m = self.integ.get(cmd.instrument_id)
+        if m is None:
+            return self._reject_reveal(cmd, R.instrument_unknown)
+        if len(cmd.salt) != SALT_BYTES:
+            return self._reject_reveal(cmd, R.salt_malformed)
+        code = self._state_code(m, CommandKind.REVEAL) or (None if m.sealed is not None else R.market_not_sealed_batch)
+        if code is not None:
+            return self._reject_reveal(cmd, code)
+        assert m.sealed is not None
+        order = SealedOrder(int(cmd.account_id), int(cmd.instrument_id), int(cmd.client_order_id), int(cmd.side),
+                            int(cmd.price_ticks), int(cmd.qty_lots), int(cmd.time_in_force))
+        outcome = m.sealed.reveal(order.account_id, int(cmd.commit_id), order, cmd.salt, self.now_ns)
+        if isinstance(outcome, RevealAccepted):
+            self._events.append(RevealReceived(order.account_id, m.instrument_id, outcome.commit_id))
+        elif isinstance(outcome, BondForfeit):
+            self._forfeit(m, outcome.account_id, outcome.commit_id, outcome.bond_atoms, outcome.reason)
+        else:
+            self._reject_reveal(cmd, RejectCode(int(outcome)))
+
+    def _forfeit(self, m: InstrumentIntegrity, account_id: int, commit_id: int, bond_atoms: int,
+                 reason: BondForfeitReason) -> None:
+        """An escrowed bond goes to the insurance fund."""
+        self.bonds_escrowed_atoms -= bond_atoms
+        self.insurance_fund_atoms += bond_atoms
+        self._events.append(BondForfeited(account_id, m.instrument_id, commit_id, bond_atoms, reason,
+                                          self.insurance_fund_atoms))
+
+    def _return_bond(self, m: InstrumentIntegrity, account_id: int, commit_id: int, bond_atoms: int) -> None:
+        """An escrowed bond goes back to its account's balance."""
+        self.bonds_escrowed_atoms -= bond_atoms
+        self.accounts[account_id].balance_atoms += bond_atoms
+        self.risk.touch(account_id)
+        self._events.append(BondReturned(account_id, m.instrument_id, commit_id, bond_atoms))
+
+    def _close_round(self, m: InstrumentIntegrity, closed: RoundClosed) -> None:
+        """A round's reveal window closed (§7): unrevealed bonds forfeit; revealed orders are admitted in
+        commit-arrival order, each through PlaceOrder's own validation and margin check as if placed now,
+        with its bond counted as its collateral (accepted: OrderAccepted, batch book, BondReturned;
+        refused: BondForfeited(revealed_order_rejected)); then the batch book clears once. A market that
+        is not ACTIVE (or a kill switch) admits nothing and returns the revealed orders' bonds."""
+        for lost in closed.forfeited:
+            self._forfeit(m, lost.account_id, lost.commit_id, lost.bond_atoms, lost.reason)
+        admit = m.status.state == MarketState.ACTIVE and not self.kill_switch_engaged
+        for revealed in closed.revealed:
+            aid, bond = revealed.order.account_id, revealed.bond_atoms
+            if not admit:
+                self._return_bond(m, aid, revealed.commit_id, bond)
+                continue
+            account = self.accounts[aid]
+            self.bonds_escrowed_atoms -= bond  # tentatively back in the balance: the order may use it as margin
+            account.balance_atoms += bond
+            if self._admit_revealed(revealed.order):
+                self.risk.touch(aid)
+                self._events.append(BondReturned(aid, m.instrument_id, revealed.commit_id, bond))
+            else:
+                account.balance_atoms -= bond
+                self.bonds_escrowed_atoms += bond
+                self._forfeit(m, aid, revealed.commit_id, bond, BondForfeitReason.revealed_order_rejected)
+        if not admit:
+            return
+        book = m.batch_book
+        assert book is not None
+        low, high = self._collar(m, self.specs[m.instrument_id])
+        clearing = book.clear_now(self.now_ns, min(max(self._auction_reference(m), low), high), low, high,
+                                  orders=lambda at_ns: self._batch_orders(m, at_ns), clear=self._clear_fn)
+        self._settle_clearing(m, clearing)
+
+    def _admit_revealed(self, order: SealedOrder) -> bool:
+        """Run a revealed order through ``_place`` (price 0 = market order). True when accepted; a refusal's
+        CommandRejected is taken back out of the events (it is reported as the bond's forfeiture)."""
+        cmd = PlaceOrder(order.account_id, order.instrument_id, order.client_order_id, order.side, order.price_ticks,
+                         order.qty_lots, order_type=OrderType.MARKET if order.price_ticks == 0 else OrderType.LIMIT,
+                         time_in_force=order.time_in_force)
+        events = self._events
+        start = len(events)
+        self._admitting = True
+        self._place(cmd)
+        self._admitting = False
+        if len(events) == start + 1 and type(events[start]) is CommandRejected:
+            events.pop()
+            return False
+        assert type(events[start]) is OrderAccepted
+        return True
 
     # ------------------------------------------------------------------ state: invariants, snapshot, hash
 
@@ -1389,7 +1819,11 @@ class Engine:
                 raise InvariantViolation(f"book {iid} crossed at rest: {bid} >= {ask}")
         resting = sum(len(b) for b in self.books.values())
         parked = 0
+        bonds = 0
         for m in self.integ.values():  # market integrity (docs/integrity-integration.md §8)
+            self._check_mode_invariants(m)
+            if m.sealed is not None:
+                bonds += m.sealed.bonds_escrowed_atoms()
             ids = m.unbooked_ids()
             parked += len(ids)
             if any(self.unbooked.get(i) != m.instrument_id or i not in self.orders for i in ids):
@@ -1406,11 +1840,35 @@ class Engine:
             raise InvariantViolation("integrity fast path enabled while an instrument needs the checks")
         if parked != len(self.unbooked):
             raise InvariantViolation(f"unbooked index disagrees: {parked} / {len(self.unbooked)}")
+        if bonds != self.bonds_escrowed_atoms:
+            raise InvariantViolation(f"escrowed bonds {self.bonds_escrowed_atoms} != live commitments' {bonds}")
         if not (live == len(self.orders) == resting + parked):
             raise InvariantViolation(f"order indexes disagree: {live} / {len(self.orders)} / {resting}+{parked}")
         broken = self.risk.check()
         if broken:
             raise InvariantViolation(f"risk invariant broken at seq {self.seq}: {broken[0]}")
+
+    def _check_mode_invariants(self, m: InstrumentIntegrity) -> None:
+        """Matching mode ⇔ books (§8): a batch market has a batch book (and a sealed book iff SEALED_BATCH),
+        an empty FastBook and no call auction; auction/batch orders agree with the engine's orders; pending
+        liquidation plans belong to live batch orders."""
+        iid = m.instrument_id
+        batch = m.mode != MatchingMode.CONTINUOUS
+        if batch != (m.batch_book is not None) or (m.mode == MatchingMode.SEALED_BATCH) != (m.sealed is not None):
+            raise InvariantViolation(f"instrument {iid}: matching mode {int(m.mode)} and its books disagree")
+        if batch and (len(self.books[iid]) or m.auction_book is not None):
+            raise InvariantViolation(f"instrument {iid}: a batch market rests orders outside its batch book")
+        for book in (m.auction_book, m.batch_book):
+            if book is None:
+                continue
+            for b in book.orders.values():
+                o = self.orders.get(b.order_id)
+                if o is None or (o.side, o.qty_lots) != (b.side, b.qty_lots) or (
+                        not b.is_market and o.price_ticks != b.price_ticks):
+                    raise InvariantViolation(f"instrument {iid}: batch order {b.order_id} and the engine disagree")
+        for order_id in m.liquidations:
+            if m.batch_book is None or order_id not in m.batch_book.orders:
+                raise InvariantViolation(f"instrument {iid}: liquidation plan of a dead order {order_id}")
 
     def canonical_state(self) -> list[Any]:
         """The business state as plain data, in a canonical order (input of the state hash).

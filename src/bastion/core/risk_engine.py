@@ -451,6 +451,8 @@ class RiskEngine:
     def _liquidate(self, account: Account) -> bool:
         """One liquidation step; returns True while the account still needs liquidating."""
         engine = self.engine
+        if engine.liquidation_pending(account.account_id):
+            return True  # batch market: the step's IOC waits for its clearing (Engine._execute_liquidation)
         for order in list(account.orders.values()):
             engine._cancel_resting(order, CancelReason.liquidation)
         cfg = self.config.liquidation
@@ -481,7 +483,7 @@ class RiskEngine:
                                             plan.limit_price_ticks, plan.qty_lots, int(TimeInForce.IOC)))
         self.active_order_id, self.active_plan = order.order_id, plan
         self._filled_notional = 0
-        engine._execute(order, spec)
+        engine._execute_liquidation(order, spec)  # matched now, or in the next batch clearing
         self.active_order_id, self.active_plan = 0, None
         self.throttle[account.account_id] = throttle_record(self.throttle.get(account.account_id), engine.now_ns,
                                                             self._filled_notional, self.config.liquidation)

@@ -21,6 +21,7 @@ from bisect import bisect_left, bisect_right
 
 from bastion.core.book.base import STOP_NONE, MatchContext, Order
 from bastion.core.commands import STP
+from bastion.core.integrity.auction_reference import clear_auction_naive
 from bastion.core.rejects import CancelReason
 
 __all__ = ["ReferenceBook"]
@@ -33,6 +34,10 @@ def _matching_key(order: Order) -> tuple[int, int]:
 
 class ReferenceBook:
     """Price-time priority book for one instrument: two sorted lists (see module docstring)."""
+
+    auction_clearing = staticmethod(clear_auction_naive)
+    """The clearing rule an engine built on this book uses for uncrosses and batch clearings: the
+    brute-force twin of ``auction.clear_auction`` (the FastBook has none; the engine then uses the fast one)."""
 
     def __init__(self, instrument_id: int) -> None:
         self.instrument_id = instrument_id

@@ -20,6 +20,7 @@ is O(1) for idle boundaries and clears at most once per call, however many bound
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bastion.core.integrity.auction import (
@@ -33,7 +34,22 @@ from bastion.core.integrity.auction import (
 )
 from bastion.core.integrity.codes import IntegrityRejectCode
 
-__all__ = ["CALL_AUCTION_SPEC", "BatchBook", "BatchClearing", "BatchOrder", "BatchSpec"]
+__all__ = ["CALL_AUCTION_SPEC", "BatchBook", "BatchClearing", "BatchOrder", "BatchSpec", "ClearFn", "OrdersAt",
+           "clear_fast"]
+
+ClearFn = Callable[[Sequence[AuctionOrder], int, Allocation, int | None, int | None], AuctionResult]
+"""A clearing rule ``(orders, reference_ticks, allocation, price_min_ticks, price_max_ticks) -> AuctionResult``:
+:func:`clear_fast` (the engine) or ``auction_reference.clear_auction_naive`` (the reference engine)."""
+
+OrdersAt = Callable[[int], Sequence[AuctionOrder]]
+"""``at_ns -> auction input``: lets the engine feed a clearing its own view of the book's orders (expired
+GTD orders left out, reduce-only orders capped), in the book's priority order, each ``qty <= `` the book's."""
+
+
+def clear_fast(orders: Sequence[AuctionOrder], reference_ticks: int, allocation: Allocation,
+               price_min_ticks: int | None, price_max_ticks: int | None) -> AuctionResult:
+    """:func:`auction.clear_auction` as a :data:`ClearFn` (``orders_max`` = the input size)."""
+    return clear_auction(orders, reference_ticks, allocation, price_min_ticks, price_max_ticks, max(len(orders), 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +167,16 @@ class BatchBook:
                 for o in self.orders.values()]
 
     def run_due(self, now_ns: int, reference_ticks: int, price_min_ticks: int | None = None,
-                price_max_ticks: int | None = None) -> BatchClearing | None:
+                price_max_ticks: int | None = None, *, orders: OrdersAt | None = None,
+                clear: ClearFn | None = None) -> BatchClearing | None:
         """Clear the open batch if its boundary is ``<= now_ns``; advance to the batch of ``now_ns``.
 
         Args:
             now_ns: engine time of the command being applied (non-decreasing).
             reference_ticks: tie-break reference (last clearing price or mark).
             price_min_ticks, price_max_ticks: optional collar (the price band).
+            orders: the auction input at the boundary (default: every live order, whole).
+            clear: the clearing rule (default :func:`clear_fast`).
 
         Returns:
             The clearing of the batch that closed, or None when no boundary passed or nothing changed
@@ -171,7 +190,12 @@ class BatchBook:
         self.open_index = index
         if not self.dirty:
             return None
-        return self._clear(closed, self.boundary_ns(closed), reference_ticks, price_min_ticks, price_max_ticks)
+        return self._clear(closed, self.boundary_ns(closed), reference_ticks, price_min_ticks, price_max_ticks,
+                           orders, clear)
+
+    def due(self, now_ns: int) -> bool:
+        """True when :meth:`run_due` at ``now_ns`` would pass a boundary (O(1))."""
+        return self.batch_index(now_ns) > self.open_index
 
     def advance(self, now_ns: int) -> None:
         """Move to the batch of ``now_ns`` *without* clearing (market not ACTIVE, or kill switch engaged).
@@ -184,19 +208,22 @@ class BatchBook:
         self.open_index = index
 
     def clear_now(self, now_ns: int, reference_ticks: int, price_min_ticks: int | None = None,
-                  price_max_ticks: int | None = None) -> BatchClearing:
+                  price_max_ticks: int | None = None, *, orders: OrdersAt | None = None,
+                  clear: ClearFn | None = None) -> BatchClearing:
         """Clear immediately, off the boundary grid: the call-auction uncross and the sealed-round close.
 
         ``batch_index`` of the result is the open batch; ``boundary_ns`` is ``now_ns``.
         """
         self.advance(now_ns)
-        return self._clear(self.open_index, now_ns, reference_ticks, price_min_ticks, price_max_ticks)
+        return self._clear(self.open_index, now_ns, reference_ticks, price_min_ticks, price_max_ticks, orders, clear)
 
     def _clear(self, index: int, at_ns: int, reference_ticks: int, price_min_ticks: int | None,
-               price_max_ticks: int | None) -> BatchClearing:
+               price_max_ticks: int | None, orders: OrdersAt | None, clear: ClearFn | None) -> BatchClearing:
         self.dirty = False
-        result = clear_auction(self.auction_orders(), reference_ticks, self.spec.allocation,
-                               price_min_ticks, price_max_ticks, self.spec.orders_max)
+        book_orders = self.auction_orders() if orders is None else orders(at_ns)
+        assert len(book_orders) <= self.spec.orders_max
+        result = (clear or clear_fast)(book_orders, reference_ticks, self.spec.allocation, price_min_ticks,
+                                       price_max_ticks)
         filled: list[int] = []
         for fill in result.fills:
             order = self.orders[fill.order_id]

@@ -322,6 +322,18 @@ class SealedBidBook:
         self.closed_keys.update(dict.fromkeys(keys, round_index))
         return RoundClosed(round_index, self.reveal_window(round_index)[1], tuple(revealed), tuple(forfeited))
 
+    def release_all(self) -> list[Commitment]:
+        """Remove every live commitment (the market settles or leaves sealed mode), in arrival order.
+
+        The caller returns their bonds. Their keys are remembered like closed ones, so a late reveal gets
+        ``reveal_window_closed``. At most :data:`ROUNDS_LIVE_MAX` rounds' commitments.
+        """
+        released = list(self.live.values())
+        for entry in released:
+            self.closed_keys[(entry.account_id, entry.commit_id)] = entry.round_index
+        self.live.clear()
+        return released
+
     def public_view(self) -> tuple[bytes, ...]:
         """Everything about live commitments that may be published: their hashes, in arrival order."""
         return tuple(c.commitment for c in self.live.values())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from bastion.core.instruments import InstrumentSpec
 from bastion.core.integrity.auction import Allocation, Indicative
 from bastion.core.integrity.bands import Band, BandMode, BandSpec, ReferenceSource, band_around
@@ -19,6 +21,7 @@ from bastion.core.integrity.commit_reveal import SealedBidBook, SealedSpec
 from bastion.core.integrity.luld import LimitSide, LuldSpec, LuldState
 from bastion.core.integrity.states import MarketState, MarketStatus
 from bastion.core.integrity.velocity import VelocityGuard, VelocitySpec
+from bastion.core.risk.liquidation import LiquidationOrder
 
 __all__ = ["InstrumentIntegrity"]
 
@@ -30,7 +33,7 @@ class InstrumentIntegrity:
         "instrument_id", "price_ticks_max", "band_spec", "velocity_spec", "luld_spec", "auction_spec",
         "status", "mode", "interval_ns", "reveal_ns", "last_trade", "reference", "band", "velocity", "luld",
         "auction_book", "batch_book", "sealed", "sweep_pending", "last_indicative", "sweep_orders_max",
-        "bond_atoms_min", "commitments_per_round_max",
+        "bond_atoms_min", "commitments_per_round_max", "liquidations",
     )
 
     def __init__(self, spec: InstrumentSpec) -> None:
@@ -65,6 +68,9 @@ class InstrumentIntegrity:
         self.sealed: SealedBidBook | None = None
         self.sweep_pending = False
         self.last_indicative: Indicative | None = None
+        # Liquidation IOCs waiting in the batch book for their clearing: order_id -> the risk engine's plan
+        # (LiquidationOrder; fee and insurance split of each fill, docs/integrity-integration.md §6.4).
+        self.liquidations: dict[int, LiquidationOrder] = {}
         self.rebuild_band()
 
     @property
@@ -86,6 +92,10 @@ class InstrumentIntegrity:
             self.band = band_around(self.reference, self.band_spec.band_ppm, self.price_ticks_max)
 
     def batch_spec(self, origin_ns: int) -> BatchSpec:
+        """Spec of the batch book in the current mode: the ``tau`` grid from ``origin_ns`` for BATCH; for
+        SEALED_BATCH the call-auction spec (no grid: the book clears at each round's reveal close)."""
+        if self.mode == MatchingMode.SEALED_BATCH:
+            return BatchSpec(2**62, origin_ns, self.auction_spec.orders_max, self.auction_spec.allocation)
         return BatchSpec(self.interval_ns, origin_ns, self.auction_spec.orders_max, self.auction_spec.allocation)
 
     def sealed_spec(self, origin_ns: int) -> SealedSpec:
@@ -108,12 +118,13 @@ class InstrumentIntegrity:
             int(self.sweep_pending),
             None if ind is None else [ind.price_ticks, ind.matched_lots, ind.imbalance_lots, ind.demand_lots,
                                       ind.supply_lots],
+            [[oid, list(msgspec.to_builtins(plan))] for oid, plan in self.liquidations.items()],
         ]
 
     def restore(self, data: list[Any]) -> None:
         """Inverse of :meth:`canonical` (on a freshly built instance)."""
         (status, mode, interval_ns, reveal_ns, last_trade, reference, velocity, luld, auction, batch, sealed,
-         sweep, ind) = data
+         sweep, ind, liquidations) = data
         self.status = MarketStatus.from_canonical(status)
         self.mode = MatchingMode(mode)
         self.interval_ns, self.reveal_ns = interval_ns, reveal_ns
@@ -127,6 +138,7 @@ class InstrumentIntegrity:
         self.sealed = None if sealed is None else SealedBidBook.from_canonical(self.sealed_spec(sealed[0]), sealed[1])
         self.sweep_pending = bool(sweep)
         self.last_indicative = None if ind is None else Indicative(*ind)
+        self.liquidations = {oid: LiquidationOrder(*plan) for oid, plan in liquidations}
         self.rebuild_band()
 
     def unbooked_ids(self) -> list[int]:
