@@ -89,11 +89,15 @@ from bastion.core.engine import Engine
 from bastion.core.errors import InvariantViolation
 from bastion.core.events import (
     AccountCreated,
+    BondForfeited,
+    BondReturned,
     Deposited,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
+    OrderCommitted,
     OrderReduced,
+    RevealReceived,
     TradeExecuted,
     Transferred,
     Withdrawn,
@@ -377,7 +381,7 @@ _ORDER_EVENTS = frozenset({OrderAccepted, OrderAmended, OrderCanceled, OrderRedu
 #: Events that never move a position (skipped by the open-interest refresh; any other event naming an
 #: account, including event types added later, refreshes it).
 _POSITION_NEUTRAL = frozenset({OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, AccountCreated, Deposited,
-                               Withdrawn, Transferred})
+                               Withdrawn, Transferred, OrderCommitted, RevealReceived, BondForfeited, BondReturned})
 
 
 # ---------------------------------------------------------------------------------------------
