@@ -36,11 +36,12 @@ class DifferentialResult:
 
 
 def run_differential(config: VenueConfig, seed: int, n: int, check_invariants: bool = False,
-                     accounts: int = 12) -> DifferentialResult:
-    """Run ``n`` chaos commands (plus account setup) through both engines; stop at the first mismatch."""
+                     accounts: int = 12, modes: bool = False) -> DifferentialResult:
+    """Run ``n`` chaos commands (plus account setup) through both engines; stop at the first mismatch.
+    ``modes``: with matching-mode switches and commit-reveal traffic (``chaos_commands(modes=True)``)."""
     fast = Engine(config, check_invariants=check_invariants)
     ref = Engine(config, ReferenceBook, check_invariants=check_invariants)
-    gen = chaos_commands(config, seed, n, accounts=accounts)
+    gen = chaos_commands(config, seed, n, accounts=accounts, modes=modes)
     events = 0
     try:
         item = next(gen)

@@ -171,13 +171,18 @@ def exchange_core_mix(config: VenueConfig, seed: int, n: int, accounts: int = 1_
 _BAD_INTS = ("x", 1.5, None, True, -1, 0, 2**70)
 
 
-def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12) -> Generator[Sequenced, list[Event] | None, None]:
+def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
+                   modes: bool = False) -> Generator[Sequenced, list[Event] | None, None]:
     """A random stream of every command type, valid and invalid, for differential and property tests.
 
     A generator of stamped commands that adapts to the engine: after receiving an item, the caller
     applies it and sends back its events with ``gen.send(events)`` (the next item is returned). ``n``
-    bounds the length after the account setup.
+    bounds the length after the account setup. ``modes`` mixes in matching-mode switches and sealed-bid
+    commit-reveal traffic (:class:`bastion.sim.streams_modes.ModeChaos`; the stream without it is unchanged).
     """
+    from bastion.sim.streams_modes import ModeChaos
+
+    extra = ModeChaos(config, seed, accounts) if modes else None
     rng = random.Random(seed)
     iids = sorted(config.instruments)
     tracker = OrderTracker()
@@ -237,7 +242,12 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12) -
             cmd = _guardian(rng, config, iid, now)
         else:
             cmd = _malformed(rng, acct, iid, client, config.instruments[iid].price_ticks_max)
-        tracker.observe((yield Sequenced(seq, now, cmd)) or [])
+        if extra is not None:
+            cmd = extra.replace(cmd, now, mids)
+        events = (yield Sequenced(seq, now, cmd)) or []
+        tracker.observe(events)
+        if extra is not None:
+            extra.observe(events)
 
 
 def _guardian(rng: random.Random, config: VenueConfig, iid: int, now: int) -> Command:
