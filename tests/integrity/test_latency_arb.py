@@ -1,4 +1,4 @@
-"""A short latency-arbitrage run: the sniper's profit rate collapses in batch mode (BCS delta/tau)."""
+"""A short latency-arbitrage run on the engine: the sniper's profit rate collapses in batch mode (BCS delta/tau)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def test_sniper_profit_rate_collapses_under_batch_auctions(tmp_path: Path) -> No
     quoted = 2 * params.half_spread_ticks
     assert summary["continuous"]["maker_effective_spread_ticks"] < 0.5 * quoted
     assert rows[100_000_000]["maker_effective_spread_ticks"] > 0.9 * quoted
+    # Batch mode runs on the engine: every fill came out of an AuctionCleared, none in continuous mode.
+    assert summary["continuous"]["clearings"] == 0
+    assert all(row["clearings"] > 0 and row["sniper_fills"] + row["maker_lots"] > 0 for row in summary["batch"])
+    assert "BCS prediction" in (tmp_path / "latency_arb.html").read_text()
     written = json.loads((tmp_path / "summary.json").read_text())
     assert written["continuous"] == summary["continuous"]
     assert (tmp_path / "latency_arb.png").stat().st_size > 10_000
