@@ -164,6 +164,24 @@ def test_admission_failures_forfeit_and_market_orders_clear_in_the_collar() -> N
     assert engine.accounts[1].balance_atoms == DEPOSIT - BOND and engine.insurance_fund_atoms == BOND
 
 
+def test_a_full_batch_book_returns_the_bond_instead_of_forfeiting_it() -> None:
+    """``auction_orders_max = 1``: a GTC remainder occupies the batch book, so the next round's revealed
+    order is refused with 530 at admission: not the trader's doing, so the bond comes back."""
+    engine, drive = make_engine({"auction_orders_max": 1}, accounts=2)
+    t0 = _to_sealed(drive)
+    rest = SealedOrder(1, 1, 1, 1, P - 10, 2)
+    _commit(drive, rest, _salt("rest"))
+    drive(_reveal(rest, _salt("rest")), at_ns=t0 + TAU)
+    assert of(drive(Heartbeat(), at_ns=t0 + TAU + REVEAL), OrderAccepted)
+    late = SealedOrder(2, 1, 2, -1, P + 10, 1)
+    _commit(drive, late, _salt("late"))
+    round_index = (drive.now_ns - t0) // TAU
+    drive(_reveal(late, _salt("late")), at_ns=t0 + (round_index + 1) * TAU)
+    ev = drive(Heartbeat(), at_ns=t0 + (round_index + 1) * TAU + REVEAL)
+    assert ev == [BondReturned(2, 1, 1, BOND)]
+    assert engine.accounts[2].balance_atoms == DEPOSIT and engine.insurance_fund_atoms == 0
+
+
 def test_bond_as_margin_and_withdrawal_style_check() -> None:
     """The bond must be free collateral (checked like a withdrawal); at admission it is back in the
     balance, so an account may commit its last free atoms and still have its order admitted."""

@@ -111,6 +111,9 @@ ID_MAX = 2**63 - 1
 _NEVER = 2**63
 DURATION_NS_MAX = 2**62  # longest guardian-scheduled auction (146 years)
 _AUCTION_PRIORITY_BASE = 2**62  # orders that arrived during an auction rank after every resting order
+# Refusals of a revealed order at admission that the trader neither caused nor could rule out when
+# committing: its bond is returned instead of forfeited (docs/integrity-integration.md §7).
+_VENUE_SIDE_REFUSALS = frozenset({RejectCode.auction_orders_max_reached, RejectCode.index_price_unavailable})
 R = RejectCode
 
 
@@ -1737,8 +1740,9 @@ class Engine:
         """A round's reveal window closed (§7): unrevealed bonds forfeit; revealed orders are admitted in
         commit-arrival order, each through PlaceOrder's own validation and margin check as if placed now,
         with its bond counted as its collateral (accepted: OrderAccepted, batch book, BondReturned;
-        refused: BondForfeited(revealed_order_rejected)); then the batch book clears once. A market that
-        is not ACTIVE (or a kill switch) admits nothing and returns the revealed orders' bonds."""
+        refused: BondForfeited(revealed_order_rejected), except for the venue-side refusals 530 / 308,
+        which return the bond); then the batch book clears once. A market that is not ACTIVE (or a kill
+        switch) admits nothing and returns the revealed orders' bonds."""
         for lost in closed.forfeited:
             self._forfeit(m, lost.account_id, lost.commit_id, lost.bond_atoms, lost.reason)
         admit = m.status.state == MarketState.ACTIVE and not self.kill_switch_engaged
@@ -1750,7 +1754,8 @@ class Engine:
             account = self.accounts[aid]
             self.bonds_escrowed_atoms -= bond  # tentatively back in the balance: the order may use it as margin
             account.balance_atoms += bond
-            if self._admit_revealed(revealed.order):
+            refused = self._admit_revealed(revealed.order)
+            if refused is None or refused in _VENUE_SIDE_REFUSALS:
                 self.risk.touch(aid)
                 self._events.append(BondReturned(aid, m.instrument_id, revealed.commit_id, bond))
             else:
@@ -1766,9 +1771,9 @@ class Engine:
                                   orders=lambda at_ns: self._batch_orders(m, at_ns), clear=self._clear_fn)
         self._settle_clearing(m, clearing)
 
-    def _admit_revealed(self, order: SealedOrder) -> bool:
-        """Run a revealed order through ``_place`` (price 0 = market order). True when accepted; a refusal's
-        CommandRejected is taken back out of the events (it is reported as the bond's forfeiture)."""
+    def _admit_revealed(self, order: SealedOrder) -> RejectCode | None:
+        """Run a revealed order through ``_place`` (price 0 = market order). None when accepted, else the
+        refusal's code: its CommandRejected is taken back out of the events (the bond's fate reports it)."""
         cmd = PlaceOrder(order.account_id, order.instrument_id, order.client_order_id, order.side, order.price_ticks,
                          order.qty_lots, order_type=OrderType.MARKET if order.price_ticks == 0 else OrderType.LIMIT,
                          time_in_force=order.time_in_force)
@@ -1778,10 +1783,10 @@ class Engine:
         self._place(cmd)
         self._admitting = False
         if len(events) == start + 1 and type(events[start]) is CommandRejected:
-            events.pop()
-            return False
+            rejection: Any = events.pop()
+            return RejectCode(int(rejection.code))
         assert type(events[start]) is OrderAccepted
-        return True
+        return None
 
     # ------------------------------------------------------------------ state: invariants, snapshot, hash
 
