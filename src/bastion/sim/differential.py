@@ -36,11 +36,15 @@ class DifferentialResult:
 
 
 def run_differential(config: VenueConfig, seed: int, n: int, check_invariants: bool = False,
-                     accounts: int = 12) -> DifferentialResult:
-    """Run ``n`` chaos commands (plus account setup) through both engines; stop at the first mismatch."""
+                     accounts: int = 12, trigger_share: float | None = None) -> DifferentialResult:
+    """Run ``n`` chaos commands (plus account setup) through both engines; stop at the first mismatch.
+
+    ``trigger_share`` overrides the stream's rate of trigger-order commands (None: its default).
+    """
     fast = Engine(config, check_invariants=check_invariants)
     ref = Engine(config, ReferenceBook, check_invariants=check_invariants)
-    gen = chaos_commands(config, seed, n, accounts=accounts)
+    extra = {} if trigger_share is None else {"trigger_share": trigger_share}
+    gen = chaos_commands(config, seed, n, accounts=accounts, **extra)
     events = 0
     try:
         item = next(gen)

@@ -22,6 +22,7 @@ from bisect import bisect_left, bisect_right
 from bastion.core.book.base import STOP_NONE, MatchContext, Order
 from bastion.core.commands import STP
 from bastion.core.rejects import CancelReason
+from bastion.core.triggers import ReferenceTriggerBook
 
 __all__ = ["ReferenceBook"]
 
@@ -33,6 +34,9 @@ def _matching_key(order: Order) -> tuple[int, int]:
 
 class ReferenceBook:
     """Price-time priority book for one instrument: two sorted lists (see module docstring)."""
+
+    trigger_book_factory = ReferenceTriggerBook
+    """An engine built on this book holds its untriggered orders in the naive reference trigger book."""
 
     def __init__(self, instrument_id: int) -> None:
         self.instrument_id = instrument_id
