@@ -522,6 +522,30 @@ def test_liquidation_cancels_the_account_s_triggers() -> None:
     assert not v.engine.triggers.orders
 
 
+@pytest.mark.parametrize("with_stop", [True, False])
+def test_a_stop_loss_fires_before_the_liquidation_sweep_of_the_same_mark_move(with_stop: bool) -> None:
+    """Account 7 (1,000 USDC) is long 1 BTC from 60,000 (taker fee 30 USDC). The mark jumps to 59,200:
+    equity 170 < maintenance 236.8 (0.4 % of 59,200). Its reduce-only sell stop at 59,500 fires first, in
+    the same command, and sells into the 59,350 bid (loss 650 + fee 29.675 USDC): flat with
+    290.325 USDC and no liquidation. Without the stop the same move liquidates it."""
+    v = Venue()
+    v.drive(CreateAccount(7, 7))
+    v.drive(Deposit(7, 10**9))
+    v.drive(PlaceOrder(LIQUIDITY, 1, v.cid(), 1, 593_500, 5_000))
+    v.drive(PlaceOrder(6, 1, v.cid(), -1, P, 1_000))
+    v.drive(PlaceOrder(7, 1, v.cid(), 1, P, 1_000))
+    if with_stop:
+        oid = accepted_id(v.trigger(-1, SM, 595_000, qty=1_000, reduce_only=True, account=7))
+    ev = v.set_source(MARK, 592_000)
+    if with_stop:
+        assert [e.order_id for e in of(ev, OrderTriggered)] == [oid]
+        assert [(t.taker_order_id, t.price_ticks, t.qty_lots, t.taker_fee_atoms) for t in of(ev, TradeExecuted)] == [
+            (oid, 593_500, 1_000, 29_675_000)]
+        assert not of(ev, PositionLiquidated) and v.engine.accounts[7].balance_atoms == 290_325_000
+    else:
+        assert of(ev, PositionLiquidated)
+
+
 # ---------------------------------------------------------------------------------------------- state
 
 
