@@ -41,6 +41,8 @@ from bastion.core.commands import (
 )
 from bastion.core.engine import Engine
 from bastion.core.events import (
+    AuctionCleared,
+    AutoDeleveraged,
     CommandRejected,
     MarketStateChanged,
     OrderAccepted,
@@ -520,6 +522,33 @@ def test_liquidation_cancels_the_account_s_triggers() -> None:
     assert of(ev, PositionLiquidated)
     assert [(e.order_id, e.reason) for e in of(ev, OrderCanceled) if e.order_id == oid] == [(oid, CancelReason.liquidation)]
     assert not v.engine.triggers.orders
+
+
+def test_adl_and_auction_fills_resize_untriggered_reduce_only_orders_too() -> None:
+    """Position changes outside continuous matching: account 6's short is auto-deleveraged against the
+    bankrupt account 7 (no bid within the fillable price), and account 2's long is closed in a call
+    auction's uncross; their reduce-only triggers go with their positions (the engines' invariant check
+    would fail if they did not)."""
+    v = Venue(make_config())
+    v.drive(CreateAccount(7, 7))
+    v.drive(Deposit(7, 10**9))
+    v.drive(PlaceOrder(LIQUIDITY, 1, v.cid(), 1, 589_000, 5_000))
+    v.drive(PlaceOrder(6, 1, v.cid(), -1, P, 1_000))
+    v.drive(PlaceOrder(7, 1, v.cid(), 1, P, 1_000))
+    short_stop = accepted_id(v.trigger(1, SM, 620_000, qty=1_000, reduce_only=True, account=6))
+    ev = v.set_source(MARK, 590_000)
+    assert [(e.account_id, e.counterparty_account_id, e.qty_lots) for e in of(ev, AutoDeleveraged)] == [(7, 6, 1_000)]
+    assert [(e.order_id, e.reason) for e in of(ev, OrderCanceled) if e.order_id == short_stop] == [
+        (short_stop, CancelReason.reduce_only_resized)]
+    long_position(v, 10)
+    long_stop = accepted_id(v.trigger(-1, SM, 580_000, qty=10, reduce_only=True))
+    v.drive(SetMarketState(GUARDIAN, 1, MarketState.AUCTION, 50_000))
+    v.drive(PlaceOrder(OWNER, 1, v.cid(), -1, P, 10))
+    v.drive(PlaceOrder(6, 1, v.cid(), 1, P, 10))
+    ev = v.drive(Heartbeat(), at_ns=v.drive.now_ns + 50_000)
+    assert of(ev, AuctionCleared) and 1 not in v.engine.accounts[OWNER].positions
+    assert [(e.order_id, e.reason) for e in of(ev, OrderCanceled) if e.order_id == long_stop] == [
+        (long_stop, CancelReason.reduce_only_resized)]
 
 
 @pytest.mark.parametrize("with_stop", [True, False])
