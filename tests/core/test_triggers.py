@@ -398,6 +398,9 @@ BAD_FIELDS = [
     (dict(order_type=SM, trigger_price_ticks=590_000, trigger_source=LAST), RejectCode.trigger_source_price_unavailable),
     (dict(order_type=6, trigger_price_ticks=590_000), RejectCode.order_type_invalid),
     (dict(order_type=SM, trigger_price_ticks="590000"), RejectCode.field_type_invalid),
+    (dict(order_type=SM, trigger_price_ticks=590_000.0), RejectCode.field_type_invalid),
+    (dict(order_type=SM, trigger_price_ticks=590_000, trigger_source=None), RejectCode.field_type_invalid),
+    (dict(order_type=SM, trigger_price_ticks=True), RejectCode.field_type_invalid),
     (dict(order_type=SM, trigger_price_ticks=590_000, close_position=1), RejectCode.field_type_invalid),
     (dict(order_type=SM, trigger_price_ticks=590_000, time_in_force=3, expire_at_ns=10**12),
      RejectCode.market_order_flags_invalid),
@@ -411,6 +414,39 @@ def test_bad_trigger_fields_get_their_code_and_change_nothing(fields, code) -> N
     ev = v.drive(PlaceOrder(OWNER, 1, v.cid(), -1, 589_000 if fields["order_type"] in (0, SL) else 0, 1, **fields))
     assert [e.code for e in ev] == [code]
     assert v.engine.state_hash() == before
+
+
+AMEND_CASES = [
+    (dict(price_ticks=589_000, qty_lots=1, trigger_price_ticks="x"), RejectCode.field_type_invalid),
+    (dict(price_ticks=589_000, qty_lots=1.0), RejectCode.field_type_invalid),
+    (dict(price_ticks=589_000, qty_lots=0), RejectCode.qty_lots_below_min),
+    (dict(price_ticks=0, qty_lots=1), RejectCode.price_ticks_not_positive),
+    (dict(price_ticks=589_000, qty_lots=1, trigger_price_ticks=2**70), RejectCode.trigger_price_ticks_out_of_range),
+    (dict(price_ticks=589_000, qty_lots=1, trigger_price_ticks=-1), RejectCode.trigger_price_ticks_out_of_range),
+    (dict(price_ticks=589_000, qty_lots=1, trigger_price_ticks=600_000), RejectCode.trigger_would_fire_immediately),
+    (dict(price_ticks=589_000, qty_lots=1), RejectCode.amend_no_change),
+]
+
+
+@pytest.mark.parametrize("fields,code", AMEND_CASES)
+def test_bad_amends_of_untriggered_orders_get_their_code_and_change_nothing(fields, code) -> None:
+    v = Venue()
+    oid = accepted_id(v.trigger(-1, SL, 590_000, price=589_000))
+    before = v.engine.state_hash()
+    ev = v.drive(AmendOrder(OWNER, oid, **fields))
+    assert [e.code for e in ev] == [code]
+    assert v.engine.state_hash() == before
+
+
+def test_a_close_position_order_amends_only_its_trigger() -> None:
+    v = Venue()
+    long_position(v, 3)
+    oid = accepted_id(v.trigger(-1, SM, 590_000, qty=0, close_position=True))
+    before = v.engine.state_hash()
+    assert [e.code for e in v.drive(AmendOrder(OWNER, oid, 0, 1))] == [RejectCode.close_position_invalid]
+    assert v.engine.state_hash() == before
+    (am,) = of(v.drive(AmendOrder(OWNER, oid, 12_345, 0, 591_000)), TriggerOrderAmended)
+    assert (am.trigger_price_ticks, am.price_ticks, am.qty_lots) == (591_000, 0, 0)
 
 
 def test_untriggered_orders_count_toward_orders_open_max_and_hold_their_client_id() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 from bastion.core.commands import (
     AmendOrder,
@@ -312,16 +313,15 @@ class TriggerMix:
     def due(self, events: list[Event]) -> bool:
         """Observe the events of the last command; True when a trigger command should follow it."""
         for ev in events:
-            t = type(ev)
-            if t is TriggerOrderAccepted:
+            if isinstance(ev, TriggerOrderAccepted):
                 self.live[ev.order_id] = [ev.account_id, ev.instrument_id, ev.trigger_price_ticks, ev.qty_lots]
-            elif t is OrderTriggered or t is TriggerOrderRejected or t is OrderCanceled:
+            elif isinstance(ev, (OrderTriggered, TriggerOrderRejected, OrderCanceled)):
                 self.live.pop(ev.order_id, None)
-            elif t is TriggerOrderAmended or t is TriggerOrderReduced:
+            elif isinstance(ev, (TriggerOrderAmended, TriggerOrderReduced)):
                 rec = self.live.get(ev.order_id)
                 if rec is not None:
                     rec[3] = ev.qty_lots
-                    if t is TriggerOrderAmended:
+                    if isinstance(ev, TriggerOrderAmended):
                         rec[2] = ev.trigger_price_ticks
         return self.rng.random() < self.share
 
@@ -335,7 +335,7 @@ class TriggerMix:
             return SetOraclePrice(iid, max(1, mid + rng.randint(-40, 40)), now_ns, rng.random() < 0.05)
         if r < 0.3 and self.live:
             oid = rng.choice(sorted(self.live))
-            acct, oiid, trigger, qty = self.live[oid]
+            acct, oiid, _, qty = self.live[oid]
             if r < 0.2:
                 return CancelOrder(acct, oid)
             new_trigger = rng.choice((0, max(1, mids[oiid] + rng.randint(-60, 60))))
@@ -348,9 +348,9 @@ class TriggerMix:
         tif = rng.choice((0, 0, 1, 2)) if market else rng.choice((0, 0, 0, 1, 2, 3))
         expire = now_ns + rng.randint(1, 200) * 1_000 if tif == 3 else 0
         source = rng.choice((0, 0, 1, 2))
-        trigger = max(1, mid + rng.randint(-80, 80))
-        if rng.random() < 0.02:
-            trigger = rng.choice((0, -5, 2**40))
+        trigger: Any = max(1, mid + rng.randint(-80, 80))
+        if rng.random() < 0.03:  # malformed on purpose
+            trigger = rng.choice((0, -5, 2**40, "x", 1.5, None, True))
         return PlaceOrder(
             rng.randint(1, self.accounts), iid, 1_000_000 + client, rng.choice((1, -1)),
             0 if market else max(1, mid + rng.randint(-40, 40)), 0 if close else rng.choice((1, 2, 5, 20, 200)),
