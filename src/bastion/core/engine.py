@@ -360,7 +360,7 @@ class Engine:
         self.marks[instrument_id] = price_ticks
         self.mark_epoch += 1
         self._events.append(MarkPriceSet(instrument_id, price_ticks))
-        if self.triggers.size:
+        if self.triggers.orders:
             self.triggers.observe(instrument_id, TriggerSource.MARK, price_ticks)
         self.risk.mark_changed(instrument_id)
         m = self.integ[instrument_id]
@@ -369,7 +369,7 @@ class Engine:
 
     def _set_oracle_price(self, cmd: Any) -> None:
         self.risk.set_oracle_price(cmd)
-        if self.triggers.size and type(cmd.instrument_id) is int:  # the index price (if this set one)
+        if self.triggers.orders and type(cmd.instrument_id) is int:  # the index price (if this set one)
             index = self.risk.index_prices.get(cmd.instrument_id)
             if index is not None:
                 self.triggers.observe(cmd.instrument_id, TriggerSource.INDEX, index)
@@ -441,7 +441,7 @@ class Engine:
         if cmd.client_order_id in account.live_by_client or cmd.client_order_id in account.recent_client_set:
             return R.client_order_id_duplicate
         triggers = self.triggers
-        if triggers.size and (account.account_id, cmd.client_order_id) in triggers.by_client:
+        if triggers.orders and (account.account_id, cmd.client_order_id) in triggers.by_client:
             return R.client_order_id_duplicate
         if len(account.orders) + triggers.count_for(account.account_id) >= self.limits.orders_open_max:
             return R.orders_open_max_reached  # untriggered orders count (Binance: 200 open orders per account)
@@ -536,7 +536,7 @@ class Engine:
                 and cmd.order_type == 0 and cmd.expire_at_ns == 0 and 0 <= tif <= 2 and 0 <= cmd.stp <= 3
                 and type(cmd.trigger_price_ticks) is int and cmd.trigger_price_ticks == 0
                 and type(cmd.trigger_source) is int and cmd.trigger_source == 0 and cmd.close_position is False
-                and (not self.triggers.size or self._trigger_admits(account, cid))
+                and (not self.triggers.orders or self._trigger_admits(account, cid))
                 and (side == 1 or side == -1) and (tif == 0 or not cmd.post_only)
                 and 0 < price <= spec.price_ticks_max and spec.min_order_lots <= qty <= spec.max_order_lots
                 and 1 <= cid <= ID_MAX and cid not in account.live_by_client and cid not in account.recent_client_set
@@ -773,7 +773,7 @@ class Engine:
             risk.stale.add(taker.account_id)
         risk.last_trade_ticks[iid] = price_ticks
         triggers = self.triggers
-        if triggers.size:
+        if triggers.orders:
             triggers.observe(iid, _LAST, price_ticks)
         self._events.append(TradeExecuted(iid, price_ticks, qty_lots, taker.side, maker.order_id, taker.order_id,
                                           maker.account_id, taker.account_id, maker_fee, taker_fee, m_pnl, t_pnl))
@@ -864,7 +864,7 @@ class Engine:
             return self._reject(cmd, R.account_unknown if _is_int(cmd.account_id) else R.field_type_invalid)
         order = self._find_order(account, cmd.order_id, cmd.client_order_id)
         if not isinstance(order, Order):
-            if order == R.order_unknown and self.triggers.size:  # an untriggered order?
+            if order == R.order_unknown and self.triggers.orders:  # an untriggered order?
                 t = self.triggers.find(account.account_id, cmd.order_id, cmd.client_order_id)
                 if t is not None:
                     return self._cancel_trigger(t, CancelReason.user)
@@ -893,7 +893,7 @@ class Engine:
             return self._reject(cmd, R.account_unknown if _is_int(cmd.account_id) else R.field_type_invalid)
         order = account.orders.get(cmd.order_id) if type(cmd.order_id) is int else None
         if order is None:
-            t = self.triggers.orders.get(cmd.order_id) if self.triggers.size and _is_int(cmd.order_id) else None
+            t = self.triggers.orders.get(cmd.order_id) if self.triggers.orders and _is_int(cmd.order_id) else None
             if t is not None and t.account_id == account.account_id:
                 return self._amend_trigger(cmd, account, t)
             return self._reject(cmd, R.order_unknown if _is_int(cmd.order_id) else R.field_type_invalid)
@@ -1170,7 +1170,7 @@ class Engine:
 
     def _cancel_triggers(self, account_id: int, instrument_id: int, reason: CancelReason) -> None:
         """Cancel an account's untriggered orders (on one instrument, or all for 0), by order id."""
-        if self.triggers.size:
+        if self.triggers.orders:
             for t in self.triggers.of_account(account_id, instrument_id):
                 self._cancel_trigger(t, reason)
 
@@ -1243,7 +1243,7 @@ class Engine:
         its source's current price unless its (instrument, source) is armed (work carried over).
         """
         triggers = self.triggers
-        if not triggers.size and not triggers.armed:
+        if not triggers.orders and not triggers.armed:
             return None
         problems = triggers.check()
         if problems:
