@@ -182,6 +182,13 @@ def bench_liquidation_sweep(config: VenueConfig, n: int) -> dict[str, Any]:
     return sweep(n_accounts=n, liquidatable_fraction=0.001)
 
 
+def bench_trigger_sweep(config: VenueConfig, n: int) -> dict[str, Any]:
+    """Mark updates over ``n`` untriggered stop orders: quiet ones and ones firing 64 (sim/trigger_bench.py)."""
+    from bastion.sim.trigger_bench import bench_trigger_sweep as sweep
+
+    return sweep(config, n, steps=min(100, n // 64))
+
+
 def bench_replay(config: VenueConfig, n: int) -> dict[str, Any]:
     """The fast engine replaying a journal of the mix (events/s); see bastion.audit.bench."""
     from bastion.audit.bench import bench_replay as replay
@@ -201,6 +208,7 @@ WORKLOADS: dict[str, Callable[[VenueConfig, int], dict[str, Any]]] = {
     "place": bench_place,
     "mix_journal": bench_mix_journal,
     "liquidation_sweep": bench_liquidation_sweep,
+    "trigger_sweep": bench_trigger_sweep,
     "replay": bench_replay,
     "verify": bench_verify,
 }

@@ -4,7 +4,9 @@ After every step: conservation to the atom (recomputed here from the commands ac
 the engine's own counters), long OI = short OI, book not crossed at rest, fast and reference engines
 emit identical events, a replica fed the encoded journal bytes has the same state hash, and no accepted
 order leaves an account that met initial margin below it. At the end, replaying the whole journal on a
-fresh engine and restoring a snapshot both reproduce the state hash.
+fresh engine and restoring a snapshot both reproduce the state hash. Trigger orders (all four types, on
+mark, index and last) are placed, amended and canceled among the other rules; the engines' own invariant
+check covers the trigger book (nothing reached by its source price is left unarmed).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bastion.core.commands import (
     PlaceOrder,
     Sequenced,
     SetMarkPrice,
+    SetOraclePrice,
     Transfer,
     Withdraw,
     decode_sequenced,
@@ -120,6 +123,35 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(price=PRICE)
     def mark(self, price: int) -> None:
         self.send(SetMarkPrice(1, price))
+
+    @rule(price=PRICE)
+    def oracle(self, price: int) -> None:
+        self.send(SetOraclePrice(1, price, self.now_ns + 1_000))
+
+    @rule(a=ACCOUNTS, side=st.sampled_from([1, -1]), kind=st.sampled_from([2, 3, 4, 5]),
+          source=st.sampled_from([0, 0, 1, 2]), trigger=PRICE, price=PRICE, qty=st.integers(1, 3_000),
+          ro=st.sampled_from([False, False, False, True]), close=st.sampled_from([False, False, False, True]),
+          tif=st.sampled_from([0, 0, 1, 2, 3]), ttl=st.integers(1, 20))
+    def place_trigger(self, a, side, kind, source, trigger, price, qty, ro, close, tif, ttl) -> None:
+        self.client_id += 1
+        market = kind in (2, 4)
+        close = close and market
+        tif = 0 if market and tif == 3 else tif
+        self.send(PlaceOrder(a, 1, self.client_id, side, 0 if market else price, 0 if close else qty,
+                             order_type=kind, time_in_force=tif, reduce_only=ro and not close,
+                             expire_at_ns=self.now_ns + ttl * 1_000 if tif == 3 else 0,
+                             trigger_price_ticks=trigger, trigger_source=source, close_position=close))
+
+    @precondition(lambda self: self.fast.triggers.size)
+    @rule(data=st.data(), trigger=st.one_of(st.just(0), PRICE), price=PRICE, dq=st.integers(-5, 5),
+          cancel=st.booleans())
+    def amend_or_cancel_trigger(self, data, trigger, price, dq, cancel) -> None:
+        oid = data.draw(st.sampled_from(sorted(self.fast.triggers.orders)))
+        t = self.fast.triggers.orders[oid]
+        if cancel:
+            self.send(CancelOrder(t.account_id, oid))
+        else:
+            self.send(AmendOrder(t.account_id, oid, price, 0 if t.close_position else max(1, t.qty_lots + dq), trigger))
 
     @rule(dt=st.integers(0, 30_000))
     def time_passes(self, dt: int) -> None:

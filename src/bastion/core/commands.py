@@ -36,6 +36,7 @@ __all__ = [
     "Side",
     "TimeInForce",
     "Transfer",
+    "TriggerSource",
     "Withdraw",
     "decode_sequenced",
     "encode_sequenced",
@@ -59,10 +60,34 @@ class TimeInForce(IntEnum):
 
 
 class OrderType(IntEnum):
-    """LIMIT at price_ticks; MARKET becomes an IOC limit at the protection price (best +/- band)."""
+    """LIMIT at price_ticks; MARKET becomes an IOC limit at the protection price (best +/- band).
+
+    The trigger (conditional) types rest untriggered in the trigger book until their
+    ``trigger_source`` price reaches ``trigger_price_ticks`` (docs/trigger-orders.md; the direction
+    rule of Binance USD-M "New Order" and dYdX v4 ``Order.CanTrigger``):
+
+    * STOP_MARKET / STOP_LIMIT: a buy fires when the source price >= trigger, a sell when <= trigger;
+    * TAKE_PROFIT_MARKET / TAKE_PROFIT_LIMIT: a buy fires when the source price <= trigger, a sell
+      when >= trigger.
+
+    Once fired, a *_MARKET type enters as a MARKET order (protection price) and a *_LIMIT type as a
+    LIMIT order at ``price_ticks``.
+    """
 
     LIMIT = 0
     MARKET = 1
+    STOP_MARKET = 2
+    STOP_LIMIT = 3
+    TAKE_PROFIT_MARKET = 4
+    TAKE_PROFIT_LIMIT = 5
+
+
+class TriggerSource(IntEnum):
+    """The price a trigger order watches: the mark (default), the oracle index, or the last trade."""
+
+    MARK = 0
+    INDEX = 1
+    LAST = 2
 
 
 class STP(IntEnum):
@@ -122,7 +147,14 @@ class DepositInsuranceFund(msgspec.Struct, tag="deposit_insurance_fund", **_opts
 
 
 class PlaceOrder(msgspec.Struct, tag="place_order", **_opts):
-    """Submit an order. Units: price_ticks (ignored for MARKET), qty_lots, expire_at_ns (GTD only)."""
+    """Submit an order. Units: price_ticks (ignored for MARKET), qty_lots, expire_at_ns (GTD only).
+
+    Trigger orders (``order_type`` >= STOP_MARKET) also carry ``trigger_price_ticks`` (> 0) and
+    ``trigger_source`` (:class:`TriggerSource`); ``close_position`` (stop/take-profit *market* only,
+    with ``qty_lots`` 0 and ``reduce_only`` False) closes the whole position when it fires (Binance
+    ``closePosition``). The three fields come last with defaults, so journals written before them
+    decode unchanged (array-like encoding: missing trailing fields take their defaults).
+    """
 
     account_id: int
     instrument_id: int
@@ -136,6 +168,9 @@ class PlaceOrder(msgspec.Struct, tag="place_order", **_opts):
     reduce_only: bool = False
     stp: int = 0  # STP.EXPIRE_MAKER
     expire_at_ns: int = 0
+    trigger_price_ticks: int = 0  # trigger orders only
+    trigger_source: int = 0  # TriggerSource.MARK
+    close_position: bool = False
 
 
 class CancelOrder(msgspec.Struct, tag="cancel_order", **_opts):
@@ -154,12 +189,17 @@ class CancelAll(msgspec.Struct, tag="cancel_all", **_opts):
 
 
 class AmendOrder(msgspec.Struct, tag="amend_order", **_opts):
-    """Change price and/or remaining size. Size down at the same price keeps priority; else re-enters."""
+    """Change price and/or remaining size. Size down at the same price keeps priority; else re-enters.
+
+    For an untriggered trigger order ``trigger_price_ticks`` > 0 also moves its trigger (0 keeps it);
+    ``price_ticks`` is its limit price (ignored for the *_MARKET types). Live orders need 0 there.
+    """
 
     account_id: int
     order_id: int
     price_ticks: int
     qty_lots: int
+    trigger_price_ticks: int = 0
 
 
 class SetMarkPrice(msgspec.Struct, tag="set_mark_price", **_opts):

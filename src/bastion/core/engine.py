@@ -42,6 +42,7 @@ from bastion.core.commands import (
     SetMatchingMode,
     TimeInForce,
     Transfer,
+    TriggerSource,
     Withdraw,
 )
 from bastion.core.events import (
@@ -64,8 +65,13 @@ from bastion.core.events import (
     OrderCommitted,
     OrderReduced,
     RevealReceived,
+    OrderTriggered,
     TradeExecuted,
     Transferred,
+    TriggerOrderAccepted,
+    TriggerOrderAmended,
+    TriggerOrderReduced,
+    TriggerOrderRejected,
     Withdrawn,
 )
 from bastion.core.instruments import InstrumentSpec, VenueConfig
@@ -102,6 +108,7 @@ from bastion.core.rejects import CancelReason, RejectCode
 from bastion.core.risk.liquidation import LiquidationOrder, throttle_record
 from bastion.core.risk_engine import RiskConfig, RiskEngine
 from bastion.core.risk_messages import SetOraclePrice
+from bastion.core.triggers import TriggerBook, TriggerBookBase, TriggerOrder, is_market_kind, is_trigger_type
 from bastion.core.units import PPM, ceil_div
 
 __all__ = ["Engine", "InvariantViolation", "BookFactory"]
@@ -115,6 +122,7 @@ _AUCTION_PRIORITY_BASE = 2**62  # orders that arrived during an auction rank aft
 # committing: its bond is returned instead of forfeited (docs/integrity-integration.md §7).
 _VENUE_SIDE_REFUSALS = frozenset({RejectCode.auction_orders_max_reached, RejectCode.index_price_unavailable})
 R = RejectCode
+_LAST = int(TriggerSource.LAST)
 
 
 def _is_int(value: object) -> bool:
@@ -130,10 +138,14 @@ class Engine:
         book_factory: builds one order book per instrument id (``FastBook`` by default;
             ``ReferenceBook`` for the reference implementation).
         check_invariants: run the full O(state) invariant check after every command (tests/verifier).
+        trigger_factory: builds the trigger-order book from the instrument ids; by default the book
+            factory's ``trigger_book_factory`` attribute (``ReferenceBook`` names the naive
+            ``ReferenceTriggerBook``, so the verifier's replay checks triggers independently), else the
+            fast ``TriggerBook`` (core/triggers.py).
     """
 
     def __init__(self, config: VenueConfig, book_factory: BookFactory = FastBook, check_invariants: bool = False,
-                 risk: RiskConfig | None = None):
+                 risk: RiskConfig | None = None, trigger_factory: Any = None):
         self.config = config
         self.limits = config.limits
         self.specs: dict[int, InstrumentSpec] = dict(config.instruments)
@@ -164,6 +176,10 @@ class Engine:
         self.risk_config = risk if risk is not None else (config.risk if config.risk is not None else RiskConfig())
         self._config_hash = hashlib.sha256(msgspec.msgpack.encode([config.canonical(), self.risk_config.canonical()])).digest()
         self.risk = RiskEngine(self, self.risk_config)
+        if trigger_factory is None:
+            trigger_factory = getattr(book_factory, "trigger_book_factory", TriggerBook)
+        self.triggers: TriggerBookBase = trigger_factory(sorted(self.specs))  # untriggered stop / take-profit orders
+        self.triggers_per_command_max = self.limits.triggers_per_command_max
         self._handlers: dict[type, Callable[[Any], None]] = {
             PlaceOrder: self._place,
             CancelOrder: self._cancel,
@@ -229,6 +245,8 @@ class Engine:
             self._run_clearings()
         if self.next_expiry_ns <= self.now_ns:
             self._expire_due()
+        if self.triggers.next_expiry_ns <= self.now_ns:
+            self._expire_triggers()
         if not self._integrity_idle:
             self._integrity_timers()
         risk = self.risk
@@ -241,6 +259,8 @@ class Engine:
             handler(item.command)
         if not self._integrity_idle:
             self._integrity_after()
+        if self.triggers.armed:  # triggers reached by a price this (or an earlier, capped) command saw
+            self._fire_triggers()
         if risk.touched or risk.marks_changed or risk.queue:
             risk.after_command()
         if self.check_every_command:
@@ -375,6 +395,8 @@ class Engine:
         self.marks[instrument_id] = price_ticks
         self.mark_epoch += 1
         self._events.append(MarkPriceSet(instrument_id, price_ticks))
+        if self.triggers.orders:
+            self.triggers.observe(instrument_id, TriggerSource.MARK, price_ticks)
         self.risk.mark_changed(instrument_id)
         m = self.integ[instrument_id]
         if m.band_spec is not None and m.band_spec.source == ReferenceSource.MARK:
@@ -384,6 +406,10 @@ class Engine:
 
     def _set_oracle_price(self, cmd: Any) -> None:
         self.risk.set_oracle_price(cmd)
+        if self.triggers.orders and type(cmd.instrument_id) is int:  # the index price (if this set one)
+            index = self.risk.index_prices.get(cmd.instrument_id)
+            if index is not None:
+                self.triggers.observe(cmd.instrument_id, TriggerSource.INDEX, index)
 
     # ------------------------------------------------------------------ orders: validation
 
@@ -407,10 +433,10 @@ class Engine:
 
     def _validate_place(self, cmd: Any) -> tuple[Account, InstrumentSpec] | RejectCode:
         for value in (cmd.instrument_id, cmd.client_order_id, cmd.side, cmd.order_type, cmd.time_in_force,
-                      cmd.stp, cmd.expire_at_ns):
+                      cmd.stp, cmd.expire_at_ns, cmd.trigger_price_ticks, cmd.trigger_source):
             if not _is_int(value):
                 return R.field_type_invalid
-        if type(cmd.post_only) is not bool or type(cmd.reduce_only) is not bool:
+        if type(cmd.post_only) is not bool or type(cmd.reduce_only) is not bool or type(cmd.close_position) is not bool:
             return R.field_type_invalid
         account = self._account(cmd.account_id)
         if not isinstance(account, Account):
@@ -422,13 +448,13 @@ class Engine:
             return R.field_value_out_of_range
         if cmd.side not in (1, -1):
             return R.side_invalid
-        if cmd.order_type not in (OrderType.LIMIT, OrderType.MARKET):
+        if not OrderType.LIMIT <= cmd.order_type <= OrderType.TAKE_PROFIT_LIMIT:
             return R.order_type_invalid
         if not 0 <= cmd.time_in_force <= 3:
             return R.time_in_force_invalid
         if not 0 <= cmd.stp <= 3:
             return R.stp_mode_invalid
-        if cmd.order_type == OrderType.LIMIT:
+        if cmd.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
             code = self._price_code(spec, cmd.price_ticks)
             if code is not None:
                 return code
@@ -436,7 +462,10 @@ class Engine:
             return R.field_type_invalid
         elif cmd.post_only or cmd.time_in_force == TimeInForce.GTD:
             return R.market_order_flags_invalid
-        code = self._qty_code(spec, cmd.qty_lots)
+        code = self._trigger_fields_code(spec, cmd)
+        if code is not None:
+            return code
+        code = None if cmd.close_position else self._qty_code(spec, cmd.qty_lots)
         if code is not None:
             return code
         if cmd.time_in_force == TimeInForce.GTD:
@@ -448,9 +477,26 @@ class Engine:
             return R.market_order_flags_invalid
         if cmd.client_order_id in account.live_by_client or cmd.client_order_id in account.recent_client_set:
             return R.client_order_id_duplicate
-        if len(account.orders) >= self.limits.orders_open_max:
-            return R.orders_open_max_reached
+        triggers = self.triggers
+        if triggers.orders and (account.account_id, cmd.client_order_id) in triggers.by_client:
+            return R.client_order_id_duplicate
+        if len(account.orders) + triggers.count_for(account.account_id) >= self.limits.orders_open_max:
+            return R.orders_open_max_reached  # untriggered orders count (Binance: 200 open orders per account)
         return account, spec
+
+    def _trigger_fields_code(self, spec: InstrumentSpec, cmd: Any) -> RejectCode | None:
+        """Checks of the trigger fields of an otherwise well-typed PlaceOrder (codes 310-315)."""
+        if not is_trigger_type(cmd.order_type):
+            if cmd.trigger_price_ticks != 0 or cmd.trigger_source != 0:
+                return R.trigger_fields_on_plain_order
+            return R.close_position_invalid if cmd.close_position else None
+        if not 0 < cmd.trigger_price_ticks <= spec.price_ticks_max:
+            return R.trigger_price_ticks_out_of_range
+        if not TriggerSource.MARK <= cmd.trigger_source <= TriggerSource.LAST:
+            return R.trigger_source_invalid
+        if cmd.close_position and (not is_market_kind(cmd.order_type) or cmd.reduce_only or cmd.qty_lots != 0):
+            return R.close_position_invalid
+        return None
 
     def _protection_price(self, spec: InstrumentSpec, side: int) -> int | None:
         """Market order limit: best opposite price +/- market_protection_ppm (never an unbounded sweep),
@@ -525,12 +571,21 @@ class Engine:
                 and type(cmd.stp) is int and type(cmd.post_only) is bool and type(cmd.reduce_only) is bool
                 and type(cmd.order_type) is int and type(cmd.expire_at_ns) is int
                 and cmd.order_type == 0 and cmd.expire_at_ns == 0 and 0 <= tif <= 2 and 0 <= cmd.stp <= 3
+                and type(cmd.trigger_price_ticks) is int and cmd.trigger_price_ticks == 0
+                and type(cmd.trigger_source) is int and cmd.trigger_source == 0 and cmd.close_position is False
+                and (not self.triggers.orders or self._trigger_admits(account, cid))
                 and (side == 1 or side == -1) and (tif == 0 or not cmd.post_only)
                 and 0 < price <= spec.price_ticks_max and spec.min_order_lots <= qty <= spec.max_order_lots
                 and 1 <= cid <= ID_MAX and cid not in account.live_by_client and cid not in account.recent_client_set
                 and len(account.orders) < self.limits.orders_open_max):
             return account, spec
         return None
+
+    def _trigger_admits(self, account: Account, client_order_id: int) -> bool:
+        """The untriggered orders leave room for one more order with this client id."""
+        triggers = self.triggers
+        return ((account.account_id, client_order_id) not in triggers.by_client
+                and len(account.orders) + triggers.count_for(account.account_id) < self.limits.orders_open_max)
 
     def _place(self, cmd: Any) -> None:
         checked = self._validate_place_fast(cmd) or self._validate_place(cmd)
@@ -540,6 +595,8 @@ class Engine:
         iid = spec.instrument_id
         if account.isolated_instrument_id and account.isolated_instrument_id != iid:
             return self._reject(cmd, R.account_isolated_to_other_instrument)
+        if cmd.order_type >= OrderType.STOP_MARKET:  # rests untriggered (docs/trigger-orders.md)
+            return self._place_trigger(cmd, account, spec)
         book = self.books[iid]
         side = cmd.side
         qty = cmd.qty_lots
@@ -755,6 +812,9 @@ class Engine:
         else:
             risk.stale.add(taker.account_id)
         risk.last_trade_ticks[iid] = price_ticks
+        triggers = self.triggers
+        if triggers.orders:
+            triggers.observe(iid, _LAST, price_ticks)
         self._events.append(TradeExecuted(iid, price_ticks, qty_lots, taker.side, maker.order_id, taker.order_id,
                                           maker.account_id, taker.account_id, maker_fee, taker_fee, m_pnl, t_pnl))
         if taker.order_id == risk.active_order_id:
@@ -763,9 +823,10 @@ class Engine:
             self._untrack(m_acct, maker)
         if taker.qty_lots == 0:
             self._untrack(t_acct, taker)
-        if m_pos.reduce_only_count:
+        watched = triggers.position_keys  # untriggered reduce-only / close-position orders follow too
+        if m_pos.reduce_only_count or (watched and (maker.account_id, iid) in watched):
             self._touched.append((m_acct, iid))
-        if t_pos.reduce_only_count:
+        if t_pos.reduce_only_count or (watched and (taker.account_id, iid) in watched):
             self._touched.append((t_acct, iid))
 
     def on_maker_removed(self, maker: Order, reason: CancelReason) -> None:
@@ -808,6 +869,8 @@ class Engine:
             if key in seen:
                 continue
             seen.add(key)
+            if self.triggers.position_keys and key in self.triggers.position_keys:
+                self._resize_position_triggers(account, iid)
             pos = account.positions.get(iid)
             if pos is None or not pos.reduce_only_count:
                 continue
@@ -841,6 +904,10 @@ class Engine:
             return self._reject(cmd, R.account_unknown if _is_int(cmd.account_id) else R.field_type_invalid)
         order = self._find_order(account, cmd.order_id, cmd.client_order_id)
         if not isinstance(order, Order):
+            if order == R.order_unknown and self.triggers.orders:  # an untriggered order?
+                t = self.triggers.find(account.account_id, cmd.order_id, cmd.client_order_id)
+                if t is not None:
+                    return self._cancel_trigger(t, CancelReason.user)
             return self._reject(cmd, order)
         if order.client_order_id == 0 and self._is_liquidation(order):
             return self._reject(cmd, R.account_in_liquidation)
@@ -861,6 +928,7 @@ class Engine:
                    and not (o.client_order_id == 0 and self._is_liquidation(o))]
         for order in victims:
             self._cancel_resting(order, CancelReason.cancel_all)
+        self._cancel_triggers(account.account_id, cmd.instrument_id, CancelReason.cancel_all)
 
     def _amend(self, cmd: Any) -> None:
         account = self.accounts.get(cmd.account_id) if type(cmd.account_id) is int else None
@@ -868,7 +936,13 @@ class Engine:
             return self._reject(cmd, R.account_unknown if _is_int(cmd.account_id) else R.field_type_invalid)
         order = account.orders.get(cmd.order_id) if type(cmd.order_id) is int else None
         if order is None:
+            t = self.triggers.orders.get(cmd.order_id) if self.triggers.orders and _is_int(cmd.order_id) else None
+            if t is not None and t.account_id == account.account_id:
+                return self._amend_trigger(cmd, account, t)
             return self._reject(cmd, R.order_unknown if _is_int(cmd.order_id) else R.field_type_invalid)
+        trigger = cmd.trigger_price_ticks
+        if type(trigger) is not int or trigger != 0:  # a live order has no trigger any more
+            return self._reject(cmd, R.trigger_fields_on_plain_order if _is_int(trigger) else R.field_type_invalid)
         if order.client_order_id == 0 and self._is_liquidation(order):
             return self._reject(cmd, R.account_in_liquidation)
         spec = self.specs[order.instrument_id]
@@ -958,6 +1032,287 @@ class Engine:
                 return
             _, order_id = self.expiries[0]
             self._cancel_resting(self.orders[order_id], CancelReason.expired)
+
+    # ------------------------------------------------------------------ trigger orders (docs/trigger-orders.md)
+    #
+    # Untriggered stop / take-profit orders live in ``self.triggers`` (core/triggers.py), not in the books:
+    # they hold no margin. Every new mark, index and last-trade price is observed; after the handler (and
+    # the integrity step) the reached orders fire in trigger order, at most triggers_per_command_max per
+    # command, and enter as ordinary orders through the checks of ``_place`` at that moment.
+
+    def _trigger_source_price(self, iid: int, source: int) -> int | None:
+        """The current price of a trigger source (None: no index / no trade yet)."""
+        if source == TriggerSource.MARK:
+            return self.marks[iid]
+        if source == TriggerSource.INDEX:
+            return self.risk.index_prices.get(iid)
+        return self.risk.last_trade_ticks.get(iid)
+
+    def _place_trigger(self, cmd: Any, account: Account, spec: InstrumentSpec) -> None:
+        """Accept a validated trigger order into the trigger book.
+
+        Checked now: market state (and continuous matching), the reduce-only / close-position side
+        (a position to close must exist; reduce-only size capped to it), a source price to compare with,
+        and that the trigger is not already reached (312). Counted toward orders_open_max. Not checked
+        now: margin, OI caps, index freshness: those run in full when it fires (Binance FAQ "What is a
+        conditional order?": "No margin check when placing conditional orders").
+        """
+        iid = spec.instrument_id
+        market = is_market_kind(cmd.order_type)
+        if not self._integrity_idle:
+            m = self.integ[iid]
+            code0 = self._state_code(m, classify_place(int(market), cmd.time_in_force, cmd.post_only))
+            if code0 is not None:
+                return self._reject(cmd, code0)
+            if m.mode != MatchingMode.CONTINUOUS:
+                return self._reject(cmd, R.trigger_requires_continuous_matching)
+        qty = 0 if cmd.close_position else cmd.qty_lots
+        if cmd.reduce_only or cmd.close_position:
+            pos = account.positions.get(iid)
+            size = 0 if pos is None else pos.size_lots
+            if size == 0 or (size > 0) == (cmd.side > 0):
+                return self._reject(cmd, R.reduce_only_would_increase)
+            if cmd.reduce_only:
+                qty = min(qty, abs(size))
+        current = self._trigger_source_price(iid, cmd.trigger_source)
+        if current is None:
+            return self._reject(cmd, R.trigger_source_price_unavailable)
+        triggers = self.triggers
+        if triggers.would_fire(iid, cmd.trigger_source, cmd.order_type, cmd.side, cmd.trigger_price_ticks, current):
+            return self._reject(cmd, R.trigger_would_fire_immediately)
+        price = 0 if market else cmd.price_ticks
+        t = TriggerOrder(self.next_order_id, account.account_id, iid, cmd.client_order_id, cmd.side, cmd.order_type,
+                         cmd.trigger_source, cmd.trigger_price_ticks, price, qty, cmd.time_in_force, cmd.post_only,
+                         cmd.reduce_only, cmd.close_position, cmd.stp, cmd.expire_at_ns)
+        self.next_order_id += 1
+        account.remember_client_id(cmd.client_order_id, self.limits.client_order_ids_remembered_max)
+        triggers.add(t)
+        self._events.append(TriggerOrderAccepted(t.order_id, t.account_id, iid, t.client_order_id, t.side, t.order_type,
+                                                 t.trigger_source, t.trigger_price_ticks, price, qty, t.time_in_force,
+                                                 t.reduce_only, t.close_position))
+
+    def _fire_triggers(self) -> None:
+        """Fire reached orders in trigger order, at most ``triggers_per_command_max`` per command.
+
+        What is left stays armed and fires on the next command(s), before anything placed later can
+        fire. Instruments whose market takes no orders now (not ACTIVE, not continuous, band sweep
+        pending, kill switch) are skipped and stay armed: their orders fire when it reopens. Fills of
+        fired orders set new last prices, which may reach further LAST-source orders in this same loop.
+        """
+        triggers = self.triggers
+        blocked: set[int] = set()
+        for _ in range(self.triggers_per_command_max):
+            if not self._integrity_idle:
+                blocked = self._trigger_blocked()
+            nxt = triggers.next_to_fire(blocked)
+            if nxt is None:
+                break
+            self._fire_trigger(nxt[0], nxt[1])
+        triggers.settle()
+
+    def _trigger_blocked(self) -> set[int]:
+        """Instruments on which a fired order cannot enter now (its triggers wait)."""
+        out: set[int] = set()
+        for iid, m in self.integ.items():
+            if (self.kill_switch_engaged or m.status.state != MarketState.ACTIVE
+                    or m.mode != MatchingMode.CONTINUOUS or m.sweep_pending):
+                out.add(iid)
+        return out
+
+    def _fire_trigger(self, t: TriggerOrder, source_price_ticks: int) -> None:
+        self.triggers.remove(t)
+        if t.expire_at_ns and t.expire_at_ns <= self.now_ns:  # expired before its expiry sweep reached it
+            self._events.append(OrderCanceled(t.order_id, t.account_id, CancelReason.expired, t.qty_lots))
+            return
+        self._events.append(OrderTriggered(t.order_id, t.account_id, t.instrument_id, t.trigger_source,
+                                           t.trigger_price_ticks, source_price_ticks))
+        code = self._enter_triggered(self.accounts[t.account_id], t)
+        if code is not None:
+            self._events.append(TriggerOrderRejected(t.order_id, t.account_id, t.client_order_id, code))
+
+    def _enter_triggered(self, account: Account, t: TriggerOrder) -> RejectCode | None:
+        """Enter a fired order as an ordinary order with the same order id; the reject code if it fails.
+
+        The checks of :meth:`_place`, in its order, at this moment's prices and book: market state and
+        price band, the protection price (*_MARKET: best opposite +/- market_protection_ppm, clamped to
+        the band), reduce-only size or the pre-trade gates, post-only, the full initial-margin check, FOK.
+        A close-position order is sized to the whole position and, like any closing order, passes below
+        initial margin when priced within the protection band of the mark (other closing orders of the
+        account do not count against it: it closes the position outright).
+        """
+        iid = t.instrument_id
+        spec = self.specs[iid]
+        book = self.books[iid]
+        side = t.side
+        market = is_market_kind(t.order_type)
+        tif = t.time_in_force
+        price = t.price_ticks
+        qty = t.qty_lots
+        closing = t.reduce_only or t.close_position
+        m: InstrumentIntegrity | None = None
+        if not self._integrity_idle:
+            m = self.integ[iid]
+            probe = PlaceOrder(account.account_id, iid, t.client_order_id, side, price, qty, int(market), tif,
+                               t.post_only, closing, t.stp, t.expire_at_ns)
+            code0 = self._place_integrity_code(m, probe)
+            if code0 is not None:
+                return code0
+        if market:
+            protection = self._protection_price(spec, side)
+            if protection is None:
+                return R.market_no_liquidity
+            price = protection
+            if tif != TimeInForce.FOK:
+                tif = TimeInForce.IOC
+        pos = account.positions.get(iid)
+        size = 0 if pos is None else pos.size_lots
+        if t.close_position:
+            if size == 0 or (size > 0) == (side > 0):
+                return R.reduce_only_would_increase
+            qty = min(abs(size), spec.max_order_lots)
+        elif t.reduce_only:
+            room = self._reduce_only_room(account, iid, side)
+            if room <= 0:
+                return R.reduce_only_would_increase
+            qty = min(qty, room)
+        else:
+            risk = self.risk
+            if risk.pre_trade or risk.queue:
+                code1 = risk.pre_trade_code(account.account_id, iid, size, side, qty)
+                if code1 is not None:
+                    return code1
+        if t.post_only:
+            best = book.best_ask() if side > 0 else book.best_bid()
+            if best is not None and (price >= best if side > 0 else price <= best):
+                return R.post_only_would_take
+        code = self._margin_code(account, (iid, side, price, qty))
+        if code is not None and not (t.close_position and code == R.margin_initial_insufficient
+                                     and self._within_protection_band(iid, side, price)):
+            return code
+        order = Order(t.order_id, account.account_id, iid, t.client_order_id, side, price, qty, tif, t.post_only,
+                      closing, t.stp, t.expire_at_ns)
+        if self._margin_free_ok:
+            order.margin_epoch = self.mark_epoch
+        if tif == TimeInForce.FOK:
+            self._spec = spec
+            limit: int | None = price
+            if m is not None and m.velocity is not None:
+                limit = self._velocity_limit(m, order)
+            if limit is None or book.fillable_lots(order, limit, self.now_ns, self) < qty:
+                return R.fok_not_fillable
+        self._track(account, order)
+        self._events.append(OrderAccepted(order.order_id, account.account_id, iid, order.client_order_id, side,
+                                          price, qty, tif))
+        self._execute(order, spec)
+        return None
+
+    def _within_protection_band(self, iid: int, side: int, price_ticks: int) -> bool:
+        """A closing price no further through the mark than market_protection_ppm (``_margin_code``)."""
+        mark = self.marks[iid]
+        band = mark * self.specs[iid].market_protection_ppm // PPM
+        return price_ticks >= mark - band if side < 0 else price_ticks <= mark + band
+
+    def _cancel_trigger(self, t: TriggerOrder, reason: CancelReason) -> None:
+        self.triggers.remove(t)
+        self._events.append(OrderCanceled(t.order_id, t.account_id, reason, t.qty_lots))
+
+    def _cancel_triggers(self, account_id: int, instrument_id: int, reason: CancelReason) -> None:
+        """Cancel an account's untriggered orders (on one instrument, or all for 0), by order id."""
+        if self.triggers.orders:
+            for t in self.triggers.of_account(account_id, instrument_id):
+                self._cancel_trigger(t, reason)
+
+    def _expire_triggers(self) -> None:
+        """Cancel untriggered GTD orders whose expiry passed (at most expiries_per_command_max)."""
+        for t in self.triggers.due_expiries(self.now_ns, self.limits.expiries_per_command_max):
+            self._cancel_trigger(t, CancelReason.expired)
+
+    def _resize_position_triggers(self, account: Account, iid: int) -> None:
+        """The position changed: untriggered reduce-only orders shrink to it (each on its own: they are
+        not live, so they do not share it) or go when it is flat or flipped; close-position orders go
+        when there is no position left to close on their side."""
+        pos = account.positions.get(iid)
+        size = 0 if pos is None else pos.size_lots
+        for t in self.triggers.of_account(account.account_id, iid):
+            if not t.watches_position:
+                continue
+            if size == 0 or (size > 0) == (t.side > 0):
+                self._cancel_trigger(t, CancelReason.position_closed if t.close_position
+                                     else CancelReason.reduce_only_resized)
+            elif t.reduce_only and t.qty_lots > abs(size):
+                t.qty_lots = abs(size)
+                self._events.append(TriggerOrderReduced(t.order_id, t.account_id, CancelReason.reduce_only_resized,
+                                                        t.qty_lots))
+
+    def _amend_trigger(self, cmd: Any, account: Account, t: TriggerOrder) -> None:
+        """AmendOrder of an untriggered order: trigger price (0 keeps it), limit price (*_LIMIT), size.
+
+        The order keeps its order id, hence its rank among equal trigger prices. A new trigger price must
+        not be reached already (312); a reduce-only size is capped to the position.
+        """
+        spec = self.specs[t.instrument_id]
+        price, qty, trigger = cmd.price_ticks, cmd.qty_lots, cmd.trigger_price_ticks
+        if not _is_int(price) or not _is_int(qty) or not _is_int(trigger):
+            return self._reject(cmd, R.field_type_invalid)
+        market = is_market_kind(t.order_type)
+        code = None if market else self._price_code(spec, price)
+        if code is None:
+            if t.close_position:
+                code = None if qty == 0 else R.close_position_invalid
+            else:
+                code = self._qty_code(spec, qty)
+        if code is None and trigger != 0 and not 0 < trigger <= spec.price_ticks_max:
+            code = R.trigger_price_ticks_out_of_range
+        if code is None and not self._integrity_idle:
+            code = self._state_code(self.integ[t.instrument_id], CommandKind.AMEND)
+        if code is not None:
+            return self._reject(cmd, code)
+        price = 0 if market else price
+        trigger = trigger or t.trigger_price_ticks
+        if t.reduce_only:
+            pos = account.positions.get(t.instrument_id)
+            qty = min(qty, abs(0 if pos is None else pos.size_lots))
+        if (trigger, price, qty) == (t.trigger_price_ticks, t.price_ticks, t.qty_lots):
+            return self._reject(cmd, R.amend_no_change)
+        if trigger != t.trigger_price_ticks:
+            current = self._trigger_source_price(t.instrument_id, t.trigger_source)
+            assert current is not None, "a trigger source never loses its price"
+            if self.triggers.would_fire(t.instrument_id, t.trigger_source, t.order_type, t.side, trigger, current):
+                return self._reject(cmd, R.trigger_would_fire_immediately)
+            self.triggers.move_trigger(t, trigger)
+        t.price_ticks, t.qty_lots = price, qty
+        self._events.append(TriggerOrderAmended(t.order_id, t.account_id, trigger, price, qty))
+
+    def _trigger_invariant(self) -> str | None:
+        """The first broken trigger invariant, or None (part of :meth:`check_invariants`).
+
+        Book-internal consistency; every untriggered order has its account, instrument and an order id
+        of its own; reduce-only / close-position orders fit their position; and no order is reached by
+        its source's current price unless its (instrument, source) is armed (work carried over).
+        """
+        triggers = self.triggers
+        if not triggers.orders and not triggers.armed:
+            return None
+        problems = triggers.check()
+        if problems:
+            return problems[0]
+        for t in triggers.orders.values():
+            account = self.accounts.get(t.account_id)
+            if (account is None or t.instrument_id not in self.specs or t.order_id in self.orders
+                    or t.order_id >= self.next_order_id or t.client_order_id in account.live_by_client):
+                return f"trigger order {t.order_id} lacks its account or instrument, or shares an id"
+            if t.watches_position:
+                pos = account.positions.get(t.instrument_id)
+                size = 0 if pos is None else pos.size_lots
+                if size == 0 or (size > 0) == (t.side > 0) or (t.reduce_only and t.qty_lots > abs(size)):
+                    return f"reduce-only trigger order {t.order_id} does not fit its position"
+        for iid, source in sorted(triggers.per_key):
+            if (iid, source) in triggers.armed:
+                continue
+            price = self._trigger_source_price(iid, source)
+            if price is None or triggers.first_fired(iid, source, price, price) is not None:
+                return f"a trigger on ({iid}, {source}) is reached by its source price but not armed"
+        return None
 
     # ------------------------------------------------------------------ market integrity (issue 4)
     #
@@ -1092,6 +1447,9 @@ class Engine:
         victims = [o for o in self.books[iid].orders_in_priority()] + [self.orders[i] for i in m.unbooked_ids()]
         for order in victims:
             self._cancel_resting(order, CancelReason.market_settling)
+        untriggered = self.triggers.orders
+        for t in [untriggered[i] for i in sorted(untriggered) if untriggered[i].instrument_id == iid]:
+            self._cancel_trigger(t, CancelReason.market_settling)
         m.auction_book = None
         m.last_indicative = None
         if m.sealed is not None:  # live commitments: nothing will trade, nobody failed to reveal
@@ -1474,13 +1832,15 @@ class Engine:
         risk.touched.add(sell.account_id)  # both positions moved: health and liquidation index re-checked
         risk.touched.add(buy.account_id)
         risk.last_trade_ticks[iid] = price_ticks  # the mark's last-trade input (the FastBook is empty in batch)
+        if self.triggers.orders:  # LAST-source triggers are reached by auction prices too (they wait for
+            self.triggers.observe(iid, _LAST, price_ticks)  # continuous trading to fire)
         for acct, order, pos in ((s_acct, sell, s_pos), (b_acct, buy, b_pos)):
             if order.qty_lots == 0 and order.order_id in self.orders:
                 self.unbooked.pop(order.order_id, None)
                 if plans:
                     plans.pop(order.order_id, None)
                 self._untrack(acct, order)
-            if pos.reduce_only_count:
+            if pos.reduce_only_count or (acct.account_id, iid) in self.triggers.position_keys:
                 self._touched.append((acct, iid))
 
     # ---- matching modes: frequent batch auctions (§5.5, §6.3) and sealed rounds (§7)
@@ -1852,6 +2212,9 @@ class Engine:
         broken = self.risk.check()
         if broken:
             raise InvariantViolation(f"risk invariant broken at seq {self.seq}: {broken[0]}")
+        trigger_problem = self._trigger_invariant()
+        if trigger_problem is not None:
+            raise InvariantViolation(f"trigger invariant broken at seq {self.seq}: {trigger_problem}")
 
     def _check_mode_invariants(self, m: InstrumentIntegrity) -> None:
         """Matching mode ⇔ books (§8): a batch market has a batch book (and a sealed book iff SEALED_BATCH),
@@ -1906,6 +2269,9 @@ class Engine:
         integrity = self._integrity_canonical()
         if integrity is not None:
             state.append(integrity)
+        triggers = self.triggers.canonical()
+        if triggers is not None:  # absent while no trigger order exists: such hashes are unchanged
+            state.append(["triggers", *triggers])
         return state
 
     def _integrity_canonical(self) -> list[Any] | None:
@@ -1937,6 +2303,7 @@ class Engine:
         """
         seq, now_ns, state = msgspec.msgpack.decode(data)
         engine = cls(config, book_factory, check_invariants, risk)
+        trigger_state = state.pop() if len(state) > 10 and state[-1] and state[-1][0] == "triggers" else None
         (config_hash, accounts, books, marks, next_id, fee_pool, insurance, deposits, withdrawals,
          risk_state) = state[:10]
         parked: set[int] = set()
@@ -1977,5 +2344,7 @@ class Engine:
         engine.deposits_total_atoms, engine.withdrawals_total_atoms = deposits, withdrawals
         engine._refresh_idle()
         engine.risk.restore(risk_state)
+        if trigger_state is not None:
+            engine.triggers.restore(trigger_state[1:])
         engine.check_invariants()
         return engine

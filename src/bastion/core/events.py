@@ -51,6 +51,11 @@ __all__ = [
     "TradeExecuted",
     "Transferred",
     "Withdrawn",
+    "OrderTriggered",
+    "TriggerOrderAccepted",
+    "TriggerOrderAmended",
+    "TriggerOrderReduced",
+    "TriggerOrderRejected",
     "encode_event",
     "decode_event",
 ]
@@ -239,6 +244,70 @@ class BondReturned(msgspec.Struct, tag="bond_returned", **_opts):
     bond_atoms: int
 
 
+# ---- trigger orders (issue 3 item 7; docs/trigger-orders.md). An untriggered order is not live: it has
+# no OrderAccepted until it fires. Cancels of untriggered orders are ordinary OrderCanceled events.
+
+
+class TriggerOrderAccepted(msgspec.Struct, tag="trigger_order_accepted", **_opts):
+    """A trigger order was accepted and rests untriggered. ``price_ticks`` is the limit of a *_LIMIT
+    type (0 for *_MARKET); ``qty_lots`` is 0 for a close-position order (sized when it fires)."""
+
+    order_id: int
+    account_id: int
+    instrument_id: int
+    client_order_id: int
+    side: int
+    order_type: int
+    trigger_source: int
+    trigger_price_ticks: int
+    price_ticks: int
+    qty_lots: int
+    time_in_force: int
+    reduce_only: bool
+    close_position: bool
+
+
+class OrderTriggered(msgspec.Struct, tag="order_triggered", **_opts):
+    """The source price reached the trigger; the order now enters as an ordinary order (its
+    OrderAccepted follows) or is refused (TriggerOrderRejected follows). ``source_price_ticks`` is the
+    source price that reached the trigger."""
+
+    order_id: int
+    account_id: int
+    instrument_id: int
+    trigger_source: int
+    trigger_price_ticks: int
+    source_price_ticks: int
+
+
+class TriggerOrderRejected(msgspec.Struct, tag="trigger_order_rejected", **_opts):
+    """A fired trigger order failed the entry checks (``code``: a RejectCode, e.g. 300 margin); gone."""
+
+    order_id: int
+    account_id: int
+    client_order_id: int
+    code: int
+
+
+class TriggerOrderAmended(msgspec.Struct, tag="trigger_order_amended", **_opts):
+    """An untriggered order's trigger price, limit price or size changed (AmendOrder)."""
+
+    order_id: int
+    account_id: int
+    trigger_price_ticks: int
+    price_ticks: int
+    qty_lots: int
+
+
+class TriggerOrderReduced(msgspec.Struct, tag="trigger_order_reduced", **_opts):
+    """An untriggered reduce-only order shrank to its position (``reason``: CancelReason)."""
+
+    order_id: int
+    account_id: int
+    reason: int
+    qty_lots: int
+
+
 Event = (
     IndexPriceSet
     | PositionLiquidated
@@ -270,6 +339,11 @@ Event = (
     | RevealReceived
     | BondForfeited
     | BondReturned
+    | TriggerOrderAccepted
+    | OrderTriggered
+    | TriggerOrderRejected
+    | TriggerOrderAmended
+    | TriggerOrderReduced
 )
 
 _encoder = msgspec.msgpack.Encoder()

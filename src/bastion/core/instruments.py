@@ -230,6 +230,12 @@ class VenueLimits:
     expiries_per_command_max: int = 64
     accounts_max: int = 10_000_000
     amount_atoms_max: int = 10**18
+    triggers_per_command_max: int = 64
+    """Untriggered orders one command may fire; the rest fire on the next commands (core/triggers.py)."""
+
+
+_LIMITS_DEFAULT = VenueLimits()
+_LIMITS_ADDED = ("triggers_per_command_max",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +258,9 @@ class VenueConfig:
         present, so the hash of a configuration without them is what it was before issue 4.
         """
         out = self._canonical_base()
+        for f in _LIMITS_ADDED:  # limits added later: in the hash only when set away from the default
+            if getattr(self.limits, f) != getattr(_LIMITS_DEFAULT, f):
+                out.append(["limit", f, getattr(self.limits, f)])
         if self.guardian_ids:
             out.append(["guardian_ids", list(self.guardian_ids)])
         for s in sorted(self.instruments.values(), key=lambda s: s.instrument_id):
@@ -266,7 +275,7 @@ class VenueConfig:
             self.name,
             self.settlement_asset,
             self.atom_decimals,
-            [getattr(self.limits, f) for f in self.limits.__slots__],
+            [getattr(self.limits, f) for f in self.limits.__slots__ if f not in _LIMITS_ADDED],
             [
                 [
                     s.instrument_id, s.symbol, int(s.kind), str(s.tick_size), str(s.lot_size),

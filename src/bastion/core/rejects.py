@@ -4,7 +4,7 @@ Codes never change meaning once released; new codes take new numbers. Each reads
 
 * 1xx  validation (command shape: types, ranges, grid)
 * 2xx  account (unknown account, balances, limits)
-* 3xx  risk (margin, position limits, reduce-only)
+* 3xx  risk (margin, position limits, reduce-only); 31x trigger orders
 * 4xx  matching (order book rules)
 * 5xx  market state, guardian commands, price bands, auctions, commit-reveal (market integrity)
 """
@@ -62,6 +62,24 @@ class RejectCode(IntEnum):
     insurance_fund_insufficient = 307
     index_price_unavailable = 308
 
+    # 31x trigger orders (docs/trigger-orders.md)
+    trigger_price_ticks_out_of_range = 310
+    """Trigger price not positive or above the instrument's price_ticks_max."""
+    trigger_source_invalid = 311
+    """trigger_source is not MARK (0), INDEX (1) or LAST (2)."""
+    trigger_would_fire_immediately = 312
+    """The trigger is already reached by its source price (Binance -2021 "Order would immediately
+    trigger"), or by a price range whose triggers are still being worked off (carry-over)."""
+    trigger_fields_on_plain_order = 313
+    """trigger_price_ticks / trigger_source set on a LIMIT or MARKET order, or a trigger price in an
+    amend of a live (already triggered) order."""
+    trigger_source_price_unavailable = 314
+    """The chosen source has no price yet (no oracle index, no trade): the direction cannot be checked."""
+    close_position_invalid = 315
+    """close_position only on STOP_MARKET / TAKE_PROFIT_MARKET, with qty_lots 0 and reduce_only False."""
+    trigger_requires_continuous_matching = 316
+    """Trigger orders are not accepted on a batch or sealed-batch market."""
+
     # 4xx matching
     post_only_would_take = 400
     fok_not_fillable = 401
@@ -117,3 +135,4 @@ class CancelReason(IntEnum):
     outside_band = 14  # resting order beyond the moved band on its aggressive side (swept)
     auction_remainder = 15  # IOC/market remainder after an uncross or a batch clearing
     market_settling = 16  # canceled when the instrument entered SETTLING
+    position_closed = 20  # an untriggered close-position order whose position was closed or flipped

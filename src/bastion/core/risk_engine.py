@@ -455,6 +455,7 @@ class RiskEngine:
             return True  # batch market: the step's IOC waits for its clearing (Engine._execute_liquidation)
         for order in list(account.orders.values()):
             engine._cancel_resting(order, CancelReason.liquidation)
+        engine._cancel_triggers(account.account_id, 0, CancelReason.liquidation)  # its stops go too
         cfg = self.config.liquidation
         allowance = liquidation_allowance_atoms(self.throttle.get(account.account_id), engine.now_ns, cfg)
         plan = plan_liquidation(account, engine.specs, engine.marks, cfg, allowance)
@@ -549,7 +550,7 @@ class RiskEngine:
             events.append(AutoDeleveraged(iid, account.account_id, other.account_id, close.qty_lots, close.price_ticks,
                                           int(close.via), close.charge_atoms, pnl))
             self.touch(other.account_id)
-            if theirs.reduce_only_count:
+            if theirs.reduce_only_count or (other.account_id, iid) in engine.triggers.position_keys:
                 engine._touched.append((other, iid))
         if plan.insurance_delta_atoms:
             account.balance_atoms -= plan.insurance_delta_atoms

@@ -36,12 +36,17 @@ class DifferentialResult:
 
 
 def run_differential(config: VenueConfig, seed: int, n: int, check_invariants: bool = False,
-                     accounts: int = 12, modes: bool = False) -> DifferentialResult:
+                     accounts: int = 12, modes: bool = False,
+                     trigger_share: float | None = None) -> DifferentialResult:
     """Run ``n`` chaos commands (plus account setup) through both engines; stop at the first mismatch.
-    ``modes``: with matching-mode switches and commit-reveal traffic (``chaos_commands(modes=True)``)."""
+
+    ``modes``: with matching-mode switches and commit-reveal traffic (``chaos_commands(modes=True)``).
+    ``trigger_share`` overrides the stream's rate of trigger-order commands (None: its default).
+    """
     fast = Engine(config, check_invariants=check_invariants)
     ref = Engine(config, ReferenceBook, check_invariants=check_invariants)
-    gen = chaos_commands(config, seed, n, accounts=accounts, modes=modes)
+    extra = {} if trigger_share is None else {"trigger_share": trigger_share}
+    gen = chaos_commands(config, seed, n, accounts=accounts, modes=modes, **extra)
     events = 0
     try:
         item = next(gen)

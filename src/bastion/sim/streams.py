@@ -3,7 +3,9 @@
 * :func:`exchange_core_mix` — the exchange-core benchmark shape: ~9% GTC, 3% IOC, 6% cancel and 82%
   amend/move over ~1,000 resting orders and 1,000 accounts (exchange-core's "TestOrdersGenerator").
 * :func:`chaos_commands` — every command type, valid and invalid, with all order flags, STP modes,
-  reduce-only, GTD expiry, mark-price moves, withdrawals: the input of the differential tests.
+  reduce-only, GTD expiry, mark-price moves, withdrawals: the input of the differential tests. Trigger
+  orders (stop / take-profit on mark, index and last, their amends and cancels, and the oracle index
+  they need) are interleaved by :class:`TriggerMix` from a second seeded generator.
 
 Both need to know which orders are live, so they watch the engine's events through an
 :class:`OrderTracker`; the resulting command list is then replayable on any engine.
@@ -14,9 +16,12 @@ from __future__ import annotations
 import random
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 from bastion.core.commands import (
     AmendOrder,
+    OrderType,
+    SetOraclePrice,
     CancelAll,
     CancelOrder,
     Command,
@@ -33,10 +38,22 @@ from bastion.core.commands import (
     Withdraw,
 )
 from bastion.core.engine import Engine
-from bastion.core.events import Event, OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, TradeExecuted
+from bastion.core.events import (
+    Event,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderReduced,
+    OrderTriggered,
+    TradeExecuted,
+    TriggerOrderAccepted,
+    TriggerOrderAmended,
+    TriggerOrderReduced,
+    TriggerOrderRejected,
+)
 from bastion.core.instruments import VenueConfig
 
-__all__ = ["OrderTracker", "chaos_commands", "exchange_core_mix", "sequenced"]
+__all__ = ["OrderTracker", "TriggerMix", "chaos_commands", "exchange_core_mix", "sequenced"]
 
 
 @dataclass
@@ -172,17 +189,21 @@ _BAD_INTS = ("x", 1.5, None, True, -1, 0, 2**70)
 
 
 def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
-                   modes: bool = False) -> Generator[Sequenced, list[Event] | None, None]:
+                   modes: bool = False,
+                   trigger_share: float = 0.08) -> Generator[Sequenced, list[Event] | None, None]:
     """A random stream of every command type, valid and invalid, for differential and property tests.
 
     A generator of stamped commands that adapts to the engine: after receiving an item, the caller
     applies it and sends back its events with ``gen.send(events)`` (the next item is returned). ``n``
-    bounds the length after the account setup. ``modes`` mixes in matching-mode switches and sealed-bid
-    commit-reveal traffic (:class:`bastion.sim.streams_modes.ModeChaos`; the stream without it is unchanged).
+    bounds the length after the account setup; after each of those, with probability
+    ``trigger_share``, one more trigger-order command follows (:class:`TriggerMix`; 0 turns it off).
+    ``modes`` mixes in matching-mode switches and sealed-bid commit-reveal traffic
+    (:class:`bastion.sim.streams_modes.ModeChaos`; the stream without it is unchanged).
     """
     from bastion.sim.streams_modes import ModeChaos
 
     extra = ModeChaos(config, seed, accounts) if modes else None
+    mix = TriggerMix(seed, accounts, trigger_share) if trigger_share > 0 else None
     rng = random.Random(seed)
     iids = sorted(config.instruments)
     tracker = OrderTracker()
@@ -248,6 +269,12 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
         tracker.observe(events)
         if extra is not None:
             extra.observe(events)
+        while mix is not None and mix.due(events):  # trigger orders (a second generator: TriggerMix)
+            seq += 1
+            events = (yield Sequenced(seq, now, mix.command(iids, mids, client, now))) or []
+            tracker.observe(events)
+            if extra is not None:
+                extra.observe(events)
 
 
 def _guardian(rng: random.Random, config: VenueConfig, iid: int, now: int) -> Command:
@@ -278,3 +305,69 @@ def _malformed(rng: random.Random, acct: int, iid: int, client: int, price_max: 
     if kind == 4:
         return AmendOrder(acct, bad, 100, 1)  # type: ignore[arg-type]
     return SetMarkPrice(iid, bad)  # type: ignore[arg-type]
+
+
+class TriggerMix:
+    """Trigger-order commands for :func:`chaos_commands`, from their own seeded generator.
+
+    Places stop / take-profit orders of all four types on every source (mark, index, last), some with a
+    trigger already reached (rejected 312) or malformed fields; amends and cancels untriggered ones;
+    and sends oracle index prices so INDEX triggers have a source. Tracks untriggered orders from the
+    events (TriggerOrderAccepted in; OrderTriggered, TriggerOrderRejected, OrderCanceled out).
+    """
+
+    def __init__(self, seed: int, accounts: int, share: float) -> None:
+        self.rng = random.Random(seed * 7_919 + 104_729)
+        self.accounts = accounts
+        self.share = share
+        self.live: dict[int, list[int]] = {}  # order_id -> [account_id, instrument_id, trigger_price, qty]
+
+    def due(self, events: list[Event]) -> bool:
+        """Observe the events of the last command; True when a trigger command should follow it."""
+        for ev in events:
+            if isinstance(ev, TriggerOrderAccepted):
+                self.live[ev.order_id] = [ev.account_id, ev.instrument_id, ev.trigger_price_ticks, ev.qty_lots]
+            elif isinstance(ev, (OrderTriggered, TriggerOrderRejected, OrderCanceled)):
+                self.live.pop(ev.order_id, None)
+            elif isinstance(ev, (TriggerOrderAmended, TriggerOrderReduced)):
+                rec = self.live.get(ev.order_id)
+                if rec is not None:
+                    rec[3] = ev.qty_lots
+                    if isinstance(ev, TriggerOrderAmended):
+                        rec[2] = ev.trigger_price_ticks
+        return self.rng.random() < self.share
+
+    def command(self, iids: list[int], mids: dict[int, int], client: int, now_ns: int) -> Command:
+        """One trigger-order command (or an oracle index update) near the stream's current mids."""
+        rng = self.rng
+        iid = rng.choice(iids)
+        mid = mids[iid]
+        r = rng.random()
+        if r < 0.12:
+            return SetOraclePrice(iid, max(1, mid + rng.randint(-40, 40)), now_ns, rng.random() < 0.05)
+        if r < 0.3 and self.live:
+            oid = rng.choice(sorted(self.live))
+            acct, oiid, _, qty = self.live[oid]
+            if r < 0.2:
+                return CancelOrder(acct, oid)
+            new_trigger = rng.choice((0, max(1, mids[oiid] + rng.randint(-60, 60))))
+            return AmendOrder(acct, oid, max(1, mids[oiid] + rng.randint(-30, 30)), max(0, qty + rng.randint(-2, 2)),
+                              new_trigger)
+        order_type = rng.choice((OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET,
+                                 OrderType.TAKE_PROFIT_LIMIT))
+        market = order_type in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
+        close = market and rng.random() < 0.1
+        tif = rng.choice((0, 0, 1, 2)) if market else rng.choice((0, 0, 0, 1, 2, 3))
+        expire = now_ns + rng.randint(1, 200) * 1_000 if tif == 3 else 0
+        source = rng.choice((0, 0, 1, 2))
+        trigger: Any = max(1, mid + rng.randint(-80, 80))
+        if rng.random() < 0.03:  # malformed on purpose
+            trigger = rng.choice((0, -5, 2**40, "x", 1.5, None, True))
+        return PlaceOrder(
+            rng.randint(1, self.accounts), iid, 1_000_000 + client, rng.choice((1, -1)),
+            0 if market else max(1, mid + rng.randint(-40, 40)), 0 if close else rng.choice((1, 2, 5, 20, 200)),
+            order_type=order_type, time_in_force=tif, post_only=not market and rng.random() < 0.05,
+            reduce_only=not close and rng.random() < 0.2, stp=rng.randint(0, 3), expire_at_ns=expire,
+            trigger_price_ticks=trigger, trigger_source=rng.choice((source, source, source, 7)) if rng.random() < 0.02
+            else source, close_position=close,
+        )

@@ -23,6 +23,7 @@ from bastion.core.book.base import STOP_NONE, MatchContext, Order
 from bastion.core.commands import STP
 from bastion.core.integrity.auction_reference import clear_auction_naive
 from bastion.core.rejects import CancelReason
+from bastion.core.triggers import ReferenceTriggerBook
 
 __all__ = ["ReferenceBook"]
 
@@ -38,6 +39,8 @@ class ReferenceBook:
     auction_clearing = staticmethod(clear_auction_naive)
     """The clearing rule an engine built on this book uses for uncrosses and batch clearings: the
     brute-force twin of ``auction.clear_auction`` (the FastBook has none; the engine then uses the fast one)."""
+    trigger_book_factory = ReferenceTriggerBook
+    """An engine built on this book holds its untriggered orders in the naive reference trigger book."""
 
     def __init__(self, instrument_id: int) -> None:
         self.instrument_id = instrument_id
