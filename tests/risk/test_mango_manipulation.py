@@ -22,6 +22,7 @@ from bastion.core.commands import CancelAll, CreateAccount, Deposit, DepositInsu
 from bastion.core.engine import Engine
 from bastion.core.events import CommandRejected, Event, Withdrawn
 from bastion.core.instruments import VenueConfig, venue_config_from_dict
+from bastion.core.rejects import RejectCode
 from bastion.core.risk_messages import AutoDeleveraged, InsuranceFundUsed, PositionLiquidated, SetOraclePrice
 from tests.conftest import Driver
 
@@ -139,6 +140,91 @@ def test_thin_book_one_lot_attack_does_not_pay(method: str) -> None:
         venue.withdraw_all(account)
     pnl = _report(f"thin book, {method}", venue)
     assert abs(mark_during - P) * 1_000 <= P  # within 0.1 % of the index
+    assert not venue.victim_hit()
+    assert venue.engine.insurance_fund_atoms >= venue.fund_start
+    assert pnl <= 0
+
+
+# --------------------------------------------------------------------------------- a deep fake book
+
+
+def _copy(venue: Venue) -> tuple[Engine, Driver]:
+    """A throwaway copy of the venue (snapshot -> restore) to probe limits without changing the real one."""
+    engine = Engine.restore(venue.engine.config, venue.engine.snapshot(), check_invariants=True)
+    return engine, Driver(engine, start_ns=venue.drive.now_ns)
+
+
+def _max_withdrawable_atoms(venue: Venue, account: int) -> int:
+    """Cash the engine would let ``account`` withdraw now (to within 1 USDC), probed on a copy."""
+    engine, drive = _copy(venue)
+    total, amount = 0, engine.accounts[account].balance_atoms
+    while amount >= USDC:
+        if isinstance(drive(Withdraw(account, amount))[0], Withdrawn):
+            total += amount
+            amount = min(amount, engine.accounts[account].balance_atoms)
+        else:
+            amount //= 2
+    return total
+
+
+def _max_new_buy_lots(venue: Venue, account: int, price_ticks: int) -> int:
+    """Largest resting buy ``account`` may add at ``price_ticks`` (its buying power), probed on a copy."""
+    engine, drive = _copy(venue)
+    lo, hi, cid = 0, 10**6, 900
+    while lo < hi:
+        mid, cid = (lo + hi + 1) // 2, cid + 1
+        if isinstance(drive(PlaceOrder(account, 1, cid, 1, price_ticks, mid, post_only=True))[0], CommandRejected):
+            hi = mid - 1
+        else:
+            lo = mid
+            drive(CancelAll(account, 1))
+    return lo
+
+
+@pytest.mark.parametrize("method", RULES)
+def test_deep_fake_book_held_for_half_an_hour_lends_nothing(method: str) -> None:
+    """The expensive version: the puppet quotes 500 lots each side 10 % above the index (an impact-deep
+    book: 417 lots are the impact depth) for 35 minutes, the attacker prints a one-lot last trade in it,
+    and honest oracle updates arrive every 15 s. (At 10x the puppet could not even post the bid side: a
+    500-lot bid 540,000.0 through the mark locks a 270,000 USDC loss, more than it holds.)
+
+    The band is what binds here: binance (price2 moves band/30 a minute) and hyperliquid (150 s EMA)
+    reach 61,800.0 = index + 3 %; the index rule never moves. At that mark the attacker shows a
+    1,800 USDC paper gain and tries (c) to withdraw more than before the manipulation, to add more buying
+    power than before, and to buy 8 BTC from its own puppet at the fake mark (a trade that loses 3 % at
+    the honest index, so the attacker's account would go bankrupt and the fund / ADL would pay the
+    puppet). None succeeds; (d) the victim, down 1,800 USDC at the fake mark, is not liquidated; and once
+    the book is gone and every attacker account withdrew all it could, the attacker's PnL is <= 0."""
+    venue = Venue(method)
+    withdrawable_before = _max_withdrawable_atoms(venue, ATT)
+    buy_power_before = _max_new_buy_lots(venue, ATT, 9 * P // 10)
+    x = 11 * P // 10
+    assert not isinstance(venue(PlaceOrder(PUP, 1, 20, -1, x, 501))[0], CommandRejected)
+    venue(PlaceOrder(ATT, 1, 3, 1, x, 1))  # the last trade at +10 %
+    assert not isinstance(venue(PlaceOrder(PUP, 1, 21, 1, x - 10, 500))[0], CommandRejected)
+    venue.oracle(P, 35 * 4, 15 * SEC)
+    mark = venue.mark()
+    if method == "index":
+        assert mark == P
+    else:  # at the band edge, index + 3 % (the hyperliquid EMA truncates a few ticks short of it)
+        assert P * 1029 // 1000 <= mark <= P * 103 // 100
+    withdrawable_during = _max_withdrawable_atoms(venue, ATT)
+    buy_power_during = _max_new_buy_lots(venue, ATT, 9 * P // 10)
+    print(f"\n{method}: mark {mark}; withdrawable {withdrawable_before / USDC:,.2f} -> {withdrawable_during / USDC:,.2f} "
+          f"USDC; buying power {buy_power_before} -> {buy_power_during} lots at 54,000.0")
+    assert withdrawable_during <= withdrawable_before
+    assert buy_power_during <= buy_power_before
+    # Buy 8 BTC from the puppet at the mark: through the honest index by 3 % (binance, hyperliquid).
+    venue(CancelAll(PUP, 1))
+    venue(PlaceOrder(PUP, 1, 30, -1, mark, 8_000, post_only=True))
+    events = venue(PlaceOrder(ATT, 1, 4, 1, mark, 8_000))
+    if method != "index":
+        assert isinstance(events[0], CommandRejected) and events[0].code == RejectCode.margin_initial_insufficient
+    venue(CancelAll(PUP, 1))
+    venue.oracle(P, 40 * 4, 15 * SEC)  # the fake book is gone; the basis decays back to the index
+    for account in (ATT, PUP):
+        venue.withdraw_all(account)
+    pnl = _report(f"deep fake book, {method}", venue)
     assert not venue.victim_hit()
     assert venue.engine.insurance_fund_atoms >= venue.fund_start
     assert pnl <= 0
