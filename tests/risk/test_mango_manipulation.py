@@ -18,12 +18,35 @@ from importlib import resources
 
 import pytest
 
-from bastion.core.commands import CancelAll, CreateAccount, Deposit, DepositInsuranceFund, PlaceOrder, Withdraw
+from bastion.core.commands import (
+    CancelAll,
+    CreateAccount,
+    Deposit,
+    DepositInsuranceFund,
+    Heartbeat,
+    PlaceOrder,
+    Withdraw,
+)
 from bastion.core.engine import Engine
 from bastion.core.events import CommandRejected, Event, Withdrawn
 from bastion.core.instruments import VenueConfig, venue_config_from_dict
+from bastion.core.oracle import (
+    AggregateConfig,
+    GuardConfig,
+    OracleState,
+    OracleStateConfig,
+    OracleUpdate,
+    SourceConfig,
+    SourcePrice,
+)
 from bastion.core.rejects import RejectCode
-from bastion.core.risk_messages import AutoDeleveraged, InsuranceFundUsed, PositionLiquidated, SetOraclePrice
+from bastion.core.risk_messages import (
+    AutoDeleveraged,
+    IndexPriceSet,
+    InsuranceFundUsed,
+    PositionLiquidated,
+    SetOraclePrice,
+)
 from tests.conftest import Driver
 
 P = 600_000  # the honest index: 60,000.0 USDC
@@ -228,3 +251,117 @@ def test_deep_fake_book_held_for_half_an_hour_lends_nothing(method: str) -> None
     assert not venue.victim_hit()
     assert venue.engine.insurance_fund_atoms >= venue.fund_start
     assert pnl <= 0
+
+
+# ------------------------------------------------------------------------- through the oracle path
+
+SOURCES = ("coinbase", "kraken", "bitstamp", "okx")
+
+
+def _oracle_state() -> OracleState:
+    """Four USD sources (cents), quorum 3, outliers beyond 2 % of the median dropped; Drift-style guard:
+    5-minute TWAP, flag beyond 10 %, liquidations paused beyond 50 %, stale after 60 s."""
+    aggregate = AggregateConfig(symbol="BTC", quote="USD", price_exponent=-2,
+                                sources=tuple(SourceConfig(s, "USD", 60 * SEC) for s in SOURCES),
+                                quorum_min=3, outlier_deviation_max_ppm=20_000)
+    guard = GuardConfig(history_max=1_000, twap_window_ns=300 * SEC, far_deviation_max_ppm=100_000,
+                        pause_deviation_max_ppm=500_000, staleness_max_ns=60 * SEC)
+    return OracleState(OracleStateConfig(aggregate, guard))
+
+
+def _feed(venue: Venue, state: OracleState, prices_cents: dict[str, int], step_ns: int = 5 * SEC) -> OracleUpdate:
+    """One oracle tick: signed-and-verified reports (here: given) -> OracleState -> SetOraclePrice.
+
+    The index is on a 0.01 USD grid; the instrument's tick is 0.1 USD, so ticks = cents // 10 (the test
+    prices are multiples of 10 cents). Nothing is filtered here: whatever the oracle publishes, the
+    engine gets, with the guard's pause verdict."""
+    venue.t = max(venue.t, venue.drive.now_ns) + step_ns
+    reports = [SourcePrice(s, "BTC", "USD", price, -2, venue.t) for s, price in prices_cents.items()]
+    update = state.update(reports, venue.t)
+    if update.price is not None:
+        assert update.price % 10 == 0
+        venue.events += venue.drive(SetOraclePrice(1, update.price // 10, venue.t, update.liquidations_paused),
+                                    at_ns=venue.t)
+    return update
+
+
+@pytest.mark.parametrize("method", RULES)
+def test_one_oracle_source_pushed_10x_moves_nothing(method: str) -> None:
+    """(b) One of four sources reports 600,000.00 USD (10x) for five minutes, as a pumped thin spot venue
+    would (Mango: MNGO pushed ~24x on three venues). The aggregator drops it as an outlier (more than
+    2 % from the median), the index stays at 60,000.0, so the mark does too; the attacker, long 1 BTC
+    and trying to withdraw everything at the peak and after, makes nothing and the victim is untouched."""
+    venue = Venue(method)
+    state = _oracle_state()
+    honest = {s: 6_000_000 for s in SOURCES}
+    for _ in range(60):  # five minutes of history for the TWAP
+        _feed(venue, state, honest)
+    rejected = 0
+    for _ in range(60):  # five minutes of a 10x source
+        update = _feed(venue, state, dict(honest, kraken=60_000_000))
+        rejected += sum(1 for v in update.result.rejected if v.report.source_id == "kraken")
+        assert update.price == 6_000_000 and not update.liquidations_paused
+        assert venue.mark() == P
+    peak_withdrawable = _max_withdrawable_atoms(venue, ATT)
+    for _ in range(12):
+        _feed(venue, state, honest)
+    for account in (ATT, PUP):
+        venue.withdraw_all(account)
+    pnl = _report(f"one source 10x, {method}", venue)
+    assert rejected == 60
+    assert {e.index_price_ticks for e in venue.events if isinstance(e, IndexPriceSet)} == {P}
+    assert peak_withdrawable <= venue.withdrawn[ATT]  # the pump lent nothing extra at its peak
+    assert not venue.victim_hit()
+    assert pnl <= 0
+
+
+# --------------------------------------------------------------------- liquidations pause, end to end
+
+
+def test_paused_index_liquidates_nobody_until_the_pause_lifts() -> None:
+    """An IndexPriceSet with liquidations_paused: the victim (short 1 BTC at 60,000.0 with 10,000 USDC)
+    is bankrupt at 72,000.0 yet nothing is liquidated, by that command or by later ones, while the
+    oracle says paused; withdrawals from the accounts holding positions are refused (320). The first
+    unpaused update liquidates it."""
+    venue = Venue()
+    events = venue.oracle(720_000, paused=True)
+    assert any(isinstance(e, IndexPriceSet) and e.liquidations_paused for e in events)
+    assert venue.mark() == 720_000 and VIC in venue.engine.risk.queue
+    venue(Heartbeat())
+    events = venue(Withdraw(VIC, USDC))
+    assert isinstance(events[0], CommandRejected) and events[0].code == RejectCode.withdrawal_blocked_oracle_paused
+    events = venue(Withdraw(ATT, USDC))
+    assert isinstance(events[0], CommandRejected) and events[0].code == RejectCode.withdrawal_blocked_oracle_paused
+    assert isinstance(venue(Withdraw(LP, USDC))[0], Withdrawn)  # no position: not affected
+    venue.oracle(720_000, 3, paused=True)
+    assert not venue.victim_hit()
+    venue.oracle(720_000, paused=False)
+    assert any(isinstance(e, (PositionLiquidated, AutoDeleveraged, InsuranceFundUsed)) for e in venue.victim_hit())
+
+
+def test_oracle_guard_pause_holds_liquidations_through_a_flash_crash() -> None:
+    """End to end through OracleState: three of four sources flash-crash to 24,000.00 (-60 %) for 30 s.
+    The median follows them (a majority), but the guard sees the price 60 % from its 5-minute TWAP
+    (limit 50 %, Drift's liquidation guard), marks it too volatile and pauses liquidations; the engine
+    receives the crash with liquidations_paused and liquidates nobody although the attacker's long is
+    bankrupt at that mark, and nobody withdraws against it. When the sources recover, the position is
+    intact and nobody was liquidated."""
+    venue = Venue()
+    state = _oracle_state()
+    honest = {s: 6_000_000 for s in SOURCES}
+    for _ in range(60):
+        _feed(venue, state, honest)
+    crash = dict(honest, coinbase=2_400_000, kraken=2_400_000, bitstamp=2_400_000)
+    for _ in range(6):
+        update = _feed(venue, state, crash)
+        assert update.price == 2_400_000 and update.liquidations_paused
+        assert venue.mark() == 240_000
+        events = venue(Withdraw(VIC, USDC))  # the short's paper gain of 36,000 USDC
+        assert isinstance(events[0], CommandRejected) and events[0].code == RejectCode.withdrawal_blocked_oracle_paused
+    assert ATT in venue.engine.risk.queue  # bankrupt at the crash mark, waiting
+    for _ in range(12):
+        update = _feed(venue, state, honest)
+        assert update.price == 6_000_000 and not update.liquidations_paused
+    assert venue.mark() == P and venue.engine.accounts[ATT].positions[1].size_lots == 1_000
+    assert not any(isinstance(e, (PositionLiquidated, AutoDeleveraged, InsuranceFundUsed)) for e in venue.events)
+    assert venue.engine.risk.check() == []

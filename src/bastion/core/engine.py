@@ -277,6 +277,8 @@ class Engine:
             gate = self.risk.withdrawal_code()
             if gate is not None:
                 return gate
+        if self.risk.oracle_paused_for(account):
+            return R.withdrawal_blocked_oracle_paused
         after = free_collateral_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount,
                                       index_prices=self.risk.index_prices)
         if after < 0:  # also catches OVER_MAX_TIER

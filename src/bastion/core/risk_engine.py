@@ -427,6 +427,11 @@ class RiskEngine:
     def _paused(self, account: Account) -> bool:
         return any(self.liquidations_paused.get(iid, False) for iid, p in account.positions.items() if p.size_lots)
 
+    def oracle_paused_for(self, account: Account) -> bool:
+        """True when the account holds a position on an instrument whose oracle paused liquidations: its
+        withdrawals and transfers out are refused (320) until the oracle is trusted again."""
+        return self._paused(account)
+
     def _process_queue(self) -> None:
         """Liquidation steps for queued accounts, at most ``liquidations_per_command_max`` per command.
 
