@@ -233,3 +233,29 @@ def test_dydx_open_interest_scaled_imf() -> None:
     assert oi_scaled_imf_ppm(100_000, 35_000_000 * USDT, lower, upper) == 550_000
     assert oi_scaled_imf_ppm(100_000, 90_000_000 * USDT, lower, upper) == PPM
     assert oi_scaled_imf_ppm(100_000, 90_000_000 * USDT, 0, 0) == 100_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10**7), st.integers(0, 10**7), st.integers(1, 10**7) | st.none()),
+                min_size=1, max_size=40),
+       st.sampled_from([MarkMethod.BINANCE, MarkMethod.HYPERLIQUID]))
+def test_no_book_moves_the_mark_outside_the_band_or_price2_faster_than_band_per_window(
+        books: list[tuple[int, int, int | None]], method: MarkMethod) -> None:
+    """Whatever the impact bid/ask and last trade (any price, at any size the depth walk allowed), the mark
+    stays within index +- 3 % and one Binance basis sample moves price2 by at most 2 * band / 30 (a
+    sample clamped to +band replacing one at -band as the 30-sample window rolls)."""
+    index = 600_000
+    low, high = 582_000, 618_000
+    state = MarkPriceState(MarkConfig(method=method))
+    minute = 60 * 10**9
+    args = (index, 0, 4 * HOUR_NS, 8 * HOUR_NS)
+    for i, (bid, spread, last) in enumerate(books):
+        before = index + state.basis_sum // 60
+        state.observe(index, bid, bid + spread, last, i * minute)
+        price2 = index + state.basis_sum // 60
+        assert abs(price2 - before) <= 2 * (high - index) // 30 + 1
+        if method == MarkMethod.BINANCE:
+            mark = state.binance_mark_ticks(*args, last_ticks=last, bid_ticks=bid, ask_ticks=bid + spread)
+        else:
+            mark = state.hyperliquid_mark_ticks(index, bid, bid + spread, last)
+        assert low <= mark <= high

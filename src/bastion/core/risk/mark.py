@@ -33,8 +33,9 @@ book attack in tests/risk/test_mango_manipulation.py):
    The Hyperliquid EMAs start from zero basis (the oracle), not from their first sample.
 3. **Samples are clamped to the band.** With ``index_band_ppm`` > 0 each basis sample (and each
    fallback-EMA sample) is clamped to ``index * (1 +- band)`` before it enters the average, so holding a
-   fake book for one minute moves ``price2`` by at most ``band / 30``; pushing it to the band edge takes
-   the full 30 minutes, with the fake book exposed to every arbitrageur all that time.
+   fake book for one minute moves ``price2`` from an honest window by at most ``band / 30`` (any one
+   sample by at most ``2 * band / 30``, as it may replace one at the other edge); pushing it to the band
+   edge takes the full 30 minutes, with the fake book exposed to every arbitrageur all that time.
 4. **The last trade counts only inside the impact prices.** The Binance "contract price" is
    ``median(impact bid, impact ask, last)`` — a last trade outside the impact spread (a tiny print
    nobody could repeat at size) is pulled to the nearer impact price, as Deribit pulls a last outside
