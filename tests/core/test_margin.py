@@ -103,25 +103,30 @@ def test_order_that_reduces_risk_is_allowed_when_under_margined(config) -> None:
     assert drive(PlaceOrder(2, 1, 5, -1, 595_000, 501))[0].code == RejectCode.margin_initial_insufficient
 
 
-def naive_free_collateral(engine: Engine, account_id: int) -> int:
-    """The requirement written out order by order, straight from the margin module's docstring."""
+def naive_free_collateral(engine: Engine, account_id: int, index_prices: dict[int, int] | None = None) -> int:
+    """The requirement written out order by order, straight from the margin module's docstring; with
+    ``index_prices``, each instrument's term is the smaller of its terms at the mark and at the index."""
     from bastion.core.units import PPM, ceil_div
 
     account = engine.accounts[account_id]
     free = account.balance_atoms
     for iid, pos in account.positions.items():
-        spec, mark = engine.specs[iid], engine.marks[iid]
+        spec = engine.specs[iid]
         k = spec.atoms_per_tick_lot
         buys = [o for o in pos.orders.values() if o.side > 0]
         sells = [o for o in pos.orders.values() if o.side < 0]
         worst = max(abs(pos.size_lots + sum(o.qty_lots for o in buys)),
                     abs(pos.size_lots - sum(o.qty_lots for o in sells)))
-        im = spec.initial_margin_atoms(worst * mark * k)
-        through = sum(max(0, o.price_ticks - mark) * o.qty_lots for o in buys)
-        through += sum(max(0, mark - o.price_ticks) * o.qty_lots for o in sells)
-        fee_base = sum(max(o.price_ticks, mark) * o.qty_lots for o in buys) + sum(mark * o.qty_lots for o in sells)
-        fee = ceil_div(fee_base * k * spec.taker_fee_ppm, PPM) + sum(o.qty_lots for o in pos.orders.values())
-        free += pos.size_lots * mark * k - pos.cost_atoms - im - through * k - fee
+        terms = []
+        prices = {engine.marks[iid]} | ({index_prices[iid]} if index_prices and iid in index_prices else set())
+        for mark in prices:
+            im = spec.initial_margin_atoms(worst * mark * k)
+            through = sum(max(0, o.price_ticks - mark) * o.qty_lots for o in buys)
+            through += sum(max(0, mark - o.price_ticks) * o.qty_lots for o in sells)
+            fee_base = sum(max(o.price_ticks, mark) * o.qty_lots for o in buys) + sum(mark * o.qty_lots for o in sells)
+            fee = ceil_div(fee_base * k * spec.taker_fee_ppm, PPM) + sum(o.qty_lots for o in pos.orders.values())
+            terms.append(pos.size_lots * mark * k - pos.cost_atoms - im - through * k - fee)
+        free += min(terms)
     return free
 
 
@@ -143,3 +148,53 @@ def test_fast_free_collateral_equals_the_naive_sum(config, orders) -> None:
         drive(SetMarkPrice(1, P + mark_move))
         for a in (1, 2):
             assert free_collateral_atoms(engine.accounts[a], engine.specs, engine.marks) == naive_free_collateral(engine, a)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1, -1]), st.integers(-300, 300), st.integers(1, 400),
+                          st.integers(-200, 200), st.integers(-3_000, 3_000)), min_size=1, max_size=25))
+def test_free_collateral_at_mark_and_index_equals_the_naive_minimum(config, orders) -> None:
+    """With an index beside the mark, the fast computation equals the naive per-instrument minimum of the
+    requirement at the mark and at the index (the manipulation-resistant initial-margin rule)."""
+    from bastion.core.margin import free_collateral_atoms
+
+    engine = Engine(config, check_invariants=True)
+    drive = Driver(engine)
+    for a in (1, 2):
+        drive(CreateAccount(a, a))
+        drive(Deposit(a, 10**13))
+    for i, (side, offset, qty, mark_move, index_move) in enumerate(orders, 1):
+        drive(PlaceOrder(1 + i % 2, 1, i, side, P + offset, qty))
+        drive(SetMarkPrice(1, P + mark_move))
+        index = {1: P + index_move}
+        for a in (1, 2):
+            fast = free_collateral_atoms(engine.accounts[a], engine.specs, engine.marks, index_prices=index)
+            assert fast == naive_free_collateral(engine, a, index)
+            assert fast <= free_collateral_atoms(engine.accounts[a], engine.specs, engine.marks)
+
+
+def test_paper_gain_only_the_mark_shows_lends_nothing(config) -> None:
+    """Mark 66,000.0 (+10 %) over an index of 60,000.0: account 2's 6,000 USDC paper gain (1 BTC long
+    from 60,000.0, balance 9,970 USDC after the 30 USDC fee) counts at the mark only.
+
+    * A resting buy of 14 BTC at 60,000.0: at the mark, free = 9,970 + 6,000 - IM(990,000 = 2 % - 6,100 =
+      13,700) - fee reserve 462 = +1,808; at the index, 9,970 - IM(900,000) 11,900 - 420 = -2,350: refused.
+    * Withdrawal: at the mark 9,970 + 6,000 - IM(66,000) 560 would let all 9,970 go; at the index
+      9,970 - IM(60,000) 500: exactly 9,470 USDC may leave and one atom more may not."""
+    from bastion.core.risk_messages import SetOraclePrice
+
+    engine = Engine(config, check_invariants=True)
+    drive = Driver(engine)
+    for a in (1, 2):
+        drive(CreateAccount(a, a))
+        drive(Deposit(a, 10_000_000_000))
+    drive(PlaceOrder(1, 1, 1, -1, P, 1000))
+    drive(PlaceOrder(2, 1, 1, 1, P, 1000))
+    t = drive.now_ns + 1_000
+    drive(SetOraclePrice(1, P, t), at_ns=t)
+    drive(SetMarkPrice(1, 660_000))  # an operator override stands in for a pushed mark
+    assert engine.risk.index_prices[1] == P and engine.marks[1] == 660_000
+    assert engine.accounts[2].balance_atoms == 9_970_000_000
+    assert drive(PlaceOrder(2, 1, 2, 1, P, 14_000, post_only=True))[0].code == RejectCode.margin_initial_insufficient
+    assert drive(Withdraw(2, 9_470_000_001))[0].code == RejectCode.withdrawal_exceeds_free_collateral
+    assert isinstance(drive(Withdraw(2, 9_470_000_000))[0], Withdrawn)

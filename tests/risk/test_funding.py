@@ -205,3 +205,34 @@ def test_real_rates_settled_hourly_conserve_to_the_atom() -> None:
             assert sum(p.amount_atoms for p in settlement.payments) + settlement.remainder_atoms == 0
             remainder_total += settlement.remainder_atoms
     assert remainder_total <= 600 * 8 * len(positions)
+
+
+def test_engine_samples_the_premium_at_the_first_tier_impact_notional() -> None:
+    """Binance: "Impact Margin Notional = 200 USDT / Initial Margin Rate at maximum leverage". The default
+    BTC market's maximum leverage is its *first* tier (IMR 0.8 %, 125x), so IMN = 25,000 USDC; the last
+    tier (IMR 100 %) would give 200 USDC, a depth one quote of 4 lots (240 USDC) fills. Book, index
+    60,000.0: bids 60,050.0 x 4 lots then 59,900.0 x 1,000; asks 60,060.0 x 1,000. At 25,000 USDC the
+    impact bid walks into 59,900.0 (below the index) and the premium is 0; at 200 USDC it would be
+    60,050.0, a premium of 50.0 / 60,000 = 0.0833 % (833,333 ppb)."""
+    from bastion.core.commands import CreateAccount, Deposit, Heartbeat, PlaceOrder
+    from bastion.core.engine import Engine
+    from bastion.core.risk_messages import SetOraclePrice
+    from tests.conftest import Driver, default_config
+
+    engine = Engine(default_config(), check_invariants=True)
+    drive = Driver(engine)
+    drive(CreateAccount(1, 1))
+    drive(Deposit(1, 10**13))
+    drive(PlaceOrder(1, 1, 1, 1, 600_500, 4))
+    drive(PlaceOrder(1, 1, 2, 1, 599_000, 1_000))
+    drive(PlaceOrder(1, 1, 3, -1, 600_600, 1_000))
+    t = drive.now_ns + 1_000
+    drive(SetOraclePrice(1, 600_000, t), at_ns=t)
+    drive(Heartbeat())
+    assert engine.risk.impact_notional_atoms(1) == 200 * USDT * 1_000_000 // 8_000 == 25_000 * USDT
+    bids, asks = engine.books[1].depth(64)
+    wide = (impact_price_ticks(bids, 25_000 * USDT, 100, -1), impact_price_ticks(asks, 25_000 * USDT, 100, 1))
+    narrow = (impact_price_ticks(bids, 200 * USDT, 100, -1), impact_price_ticks(asks, 200 * USDT, 100, 1))
+    assert wide[0] is not None and wide[0] < 600_000 and narrow[0] == 600_500
+    assert premium_index_ppb(*narrow, 600_000) == 833_333
+    assert engine.risk.premium[1].samples == [premium_index_ppb(*wide, 600_000)] == [0]

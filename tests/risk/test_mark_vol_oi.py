@@ -20,7 +20,9 @@ from bastion.core.risk import (
     binance_price1_ticks,
     check_open_interest,
     clamp_to_band,
+    depth_price_ticks,
     ewma_variance_next,
+    impact_lots,
     log_return_ppm,
     maintenance_margin_atoms,
     median3,
@@ -53,29 +55,72 @@ def test_binance_price1_worked_example() -> None:
 
 
 def test_binance_mark_is_median_of_price1_price2_last() -> None:
-    """Price2 = index + MA(mid - index): three samples with mids 60,010.0, 60,020.0, 60,030.05 (half
-    tick) against index 60,000.0 average 20.0166 -> 60,020.0 (floor). Mark = median(60,003.0, 60,020.0,
-    last)."""
+    """Price2 = index + MA(mid - index): three one-minute samples with mids 60,010.0, 60,020.0, 60,030.05
+    (half tick) against index 60,000.0 average 20.0166 -> 60,020.0 (floor). Mark = median(60,003.0,
+    60,020.0, contract price) with the contract price = median(impact bid, impact ask, last): a last
+    outside the impact spread is pulled to its nearer side (Deribit: "if the last traded price is not
+    within the current best bid-ask, then the bid or ask price ... nearer to the last"), and without
+    impact prices it is left out."""
+    minute = 60 * 10**9
     state = MarkPriceState(MarkConfig(method=MarkMethod.BINANCE, basis_samples_max=3))
-    state.observe(600_000, 600_050, 600_150, None)  # mid 600,100
-    state.observe(600_000, 600_150, 600_250, None)  # mid 600,200
-    state.observe(600_000, 600_250, 600_351, None)  # mid 600,300.5
+    state.observe(600_000, 600_050, 600_150, None, 0)  # mid 600,100
+    state.observe(600_000, 600_150, 600_250, None, minute)  # mid 600,200
+    state.observe(600_000, 600_250, 600_351, None, 2 * minute)  # mid 600,300.5
+    state.observe(600_000, 599_000, 599_000, None, 2 * minute + 10**9)  # same minute: not a sample
+    assert list(state.basis_half_ticks) == [200, 400, 601]
     args = (600_000, 100_000, 4 * HOUR_NS, 8 * HOUR_NS)
-    assert state.binance_mark_ticks(*args, last_ticks=610_000) == 600_200
-    assert state.binance_mark_ticks(*args, last_ticks=600_100) == 600_100
-    assert state.binance_mark_ticks(*args, last_ticks=590_000) == 600_030
-    state.observe(600_000, 599_000, 599_000, None)  # window of 3: the first sample leaves
-    assert len(state.basis_half_ticks) == 3
+    assert state.binance_mark_ticks(*args, last_ticks=610_000, bid_ticks=600_050, ask_ticks=600_351) == 600_200
+    assert state.binance_mark_ticks(*args, last_ticks=600_100, bid_ticks=600_050, ask_ticks=600_351) == 600_100
+    # last 59,000.0 is pulled to the impact bid 60,005.0 (it was the mark's lowest input, 60,003.0, before)
+    assert state.binance_mark_ticks(*args, last_ticks=590_000, bid_ticks=600_050, ask_ticks=600_351) == 600_050
+    # no impact depth: the last trade does not count, median of price1 and price2 (floor of the mean)
+    assert state.binance_mark_ticks(*args, last_ticks=610_000, bid_ticks=None, ask_ticks=600_351) == 600_115
+    state.observe(600_000, 599_000, 599_000, None, 3 * minute)  # window of 3: the first sample leaves
+    assert list(state.basis_half_ticks) == [400, 601, -2_000]
+
+
+def test_binance_basis_average_divides_by_the_window() -> None:
+    """One sample never carries the whole average: price2 = index + sum / (2 * window), missing samples
+    count as zero basis (Binance COIN-M FAQ: "sum of [(Bid1_i + Ask1_i)/2 - PI_i] / 30"). A mid of
+    60,030.0 against 60,000.0 moves price2 by 30.0 / 30 = 1.0 after one sample, and by the full 30.0 only
+    after 30. A sample is clamped to the band first: a book at 10x (mid 600,000.0) counts as 61,800.0
+    with the 3 % band, so one minute of it moves price2 by 1,800.0 / 30 = 60.0 (0.1 %)."""
+    minute = 60 * 10**9
+    state = MarkPriceState(MarkConfig())
+    args = (600_000, 0, 4 * HOUR_NS, 8 * HOUR_NS)
+    state.observe(600_000, 600_200, 600_400, None, 0)
+    assert state.binance_mark_ticks(*args, last_ticks=None, bid_ticks=None, ask_ticks=None) == 600_005  # (600,000 + 600,010) / 2
+    for i in range(1, 30):
+        state.observe(600_000, 600_200, 600_400, None, i * minute)
+    assert state.binance_mark_ticks(*args, last_ticks=600_300, bid_ticks=600_200, ask_ticks=600_400) == 600_300
+    fake = MarkPriceState(MarkConfig())
+    fake.observe(600_000, 5_999_990, 6_000_000, 6_000_000, 0)
+    assert fake.basis_sum == 2 * 618_000 - 2 * 600_000
+    assert fake.binance_mark_ticks(*args, last_ticks=6_000_000, bid_ticks=5_999_990, ask_ticks=6_000_000) == 600_600
+
+
+def test_impact_depth_price_needs_the_impact_lots() -> None:
+    """The mark reads the book at the Binance impact notional (200 USDC / 0.8 % = 25,000 USDC) valued at
+    the index: 417 lots of 0.001 BTC at 60,000.0 (k = 100 atoms per tick-lot). One lot at 10x is not
+    depth; 417 lots are, wherever they sit."""
+    lots = impact_lots(25_000 * 10**6, 600_000, 100)
+    assert lots == 417
+    assert depth_price_ticks([(6_000_000, 1)], lots, 1) is None
+    assert depth_price_ticks([(600_100, 17), (600_200, 400), (600_300, 5)], lots, 1) == -(-(600_100 * 17 + 600_200 * 400) // 417)
+    assert depth_price_ticks([(600_000, 400), (599_000, 100)], lots, -1) == (600_000 * 400 + 599_000 * 17) // 417
 
 
 def test_hyperliquid_mark_inputs_and_fallback() -> None:
     """Median of (oracle + EMA(mid - oracle), median(bid, ask, last), median of other venues' mids); with
-    exactly two inputs the EMA of median(bid, ask, last) joins."""
+    exactly two inputs the EMA of median(bid, ask, last) joins. Both EMAs start from zero basis (the
+    oracle), so the first sample moves them by alpha only: basis EMA 0 + 400 * 0.0645 = 25 half ticks
+    (input 60,001.2); fallback EMA 120,000.0 + 40.0 * 0.2857 = 120,011.4 half ticks -> 60,005.7."""
     state = MarkPriceState(MarkConfig(method=MarkMethod.HYPERLIQUID))
-    state.observe(600_000, 600_100, 600_300, 600_200)  # basis (mid - oracle) = 200 ticks; local 600,200
+    state.observe(600_000, 600_100, 600_300, 600_200)  # basis (mid - oracle) = 400 half ticks; local 600,200
+    assert state.ema_basis_half_ticks == 25 and state.ema_fallback_half_ticks == 1_200_114
     assert state.hyperliquid_mark_ticks(600_000, 600_100, 600_300, 600_250, [600_500, 600_600, 600_700]) == 600_250
-    # two inputs (no other venues): the fallback EMA (600,200) is the third
-    assert state.hyperliquid_mark_ticks(600_000, 600_100, 600_300, 600_290) == 600_200
+    # two inputs (no other venues): the fallback EMA (600,005.7) is the third and the median
+    assert state.hyperliquid_mark_ticks(600_000, 600_100, 600_300, 600_290) == 600_057
     assert MarkPriceState(MarkConfig()).hyperliquid_mark_ticks(600_000, None, None, None) == 600_000
 
 
@@ -188,3 +233,29 @@ def test_dydx_open_interest_scaled_imf() -> None:
     assert oi_scaled_imf_ppm(100_000, 35_000_000 * USDT, lower, upper) == 550_000
     assert oi_scaled_imf_ppm(100_000, 90_000_000 * USDT, lower, upper) == PPM
     assert oi_scaled_imf_ppm(100_000, 90_000_000 * USDT, 0, 0) == 100_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10**7), st.integers(0, 10**7), st.integers(1, 10**7) | st.none()),
+                min_size=1, max_size=40),
+       st.sampled_from([MarkMethod.BINANCE, MarkMethod.HYPERLIQUID]))
+def test_no_book_moves_the_mark_outside_the_band_or_price2_faster_than_band_per_window(
+        books: list[tuple[int, int, int | None]], method: MarkMethod) -> None:
+    """Whatever the impact bid/ask and last trade (any price, at any size the depth walk allowed), the mark
+    stays within index +- 3 % and one Binance basis sample moves price2 by at most 2 * band / 30 (a
+    sample clamped to +band replacing one at -band as the 30-sample window rolls)."""
+    index = 600_000
+    low, high = 582_000, 618_000
+    state = MarkPriceState(MarkConfig(method=method))
+    minute = 60 * 10**9
+    args = (index, 0, 4 * HOUR_NS, 8 * HOUR_NS)
+    for i, (bid, spread, last) in enumerate(books):
+        before = index + state.basis_sum // 60
+        state.observe(index, bid, bid + spread, last, i * minute)
+        price2 = index + state.basis_sum // 60
+        assert abs(price2 - before) <= 2 * (high - index) // 30 + 1
+        if method == MarkMethod.BINANCE:
+            mark = state.binance_mark_ticks(*args, last_ticks=last, bid_ticks=bid, ask_ticks=bid + spread)
+        else:
+            mark = state.hyperliquid_mark_ticks(index, bid, bid + spread, last)
+        assert low <= mark <= high

@@ -131,3 +131,21 @@ def test_a_backstop_without_capacity_leaves_the_rest_to_adl() -> None:
     closes = [(e.counterparty_account_id, e.via, e.qty_lots) for e in events if isinstance(e, AutoDeleveraged)]
     assert closes and closes[0][:2] == (BACKSTOP, 1) and 0 < closes[0][2] < 1000
     assert [c[:2] for c in closes[1:]] == [(1, 2)] and sum(c[2] for c in closes) == 1000
+
+
+@pytest.mark.parametrize("name", ["default.toml", "replay-btcusdt.toml"])
+def test_shipped_configs_band_the_mark(name: str) -> None:
+    """Both shipped venues state the manipulation-resistant mark rule (docs/risk-integration.md,
+    "Manipulation resistance"): Binance median, 30 one-minute basis samples averaged over the window,
+    mark and samples within index +- 3 %. They are the defaults, so the venue (and its config hash)
+    is the same as with no table; a venue may still turn the band off with 0."""
+    raw = tomllib.loads((resources.files("bastion") / "configs" / name).read_text())
+    mark = raw["risk"]["mark"]
+    assert mark == {"method": "binance", "basis_samples_max": 30, "basis_sample_interval_ns": 60 * 10**9,
+                    "index_band_ppm": 30_000}
+    defaults = RiskConfig().mark
+    assert (defaults.method, defaults.basis_samples_max, defaults.basis_sample_interval_ns,
+            defaults.index_band_ppm) == (MarkMethod.BINANCE, 30, 60 * 10**9, 30_000)
+    assert venue_config_from_dict(raw).risk is None
+    raw["risk"]["mark"]["index_band_ppm"] = 0
+    assert venue_config_from_dict(raw).risk.mark.index_band_ppm == 0

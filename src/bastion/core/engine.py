@@ -324,14 +324,18 @@ class Engine:
         self._events.append(Deposited(account.account_id, cmd.amount_atoms, account.balance_atoms))
 
     def _withdrawal_code(self, account: Account, amount: int) -> RejectCode | None:
-        """Cash may leave only if it is settled and not needed as initial margin (unrealized gains stay)."""
+        """Cash may leave only if it is settled and not needed as initial margin at the mark and at the index
+        (unrealized gains stay; core/margin.py)."""
         if amount > account.balance_atoms:
             return R.balance_insufficient
         if self.risk.config.withdrawal_gate_ns:
             gate = self.risk.withdrawal_code()
             if gate is not None:
                 return gate
-        after = free_collateral_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount)
+        if self.risk.oracle_paused_for(account):
+            return R.withdrawal_blocked_oracle_paused
+        after = free_collateral_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount,
+                                      index_prices=self.risk.index_prices)
         if after < 0:  # also catches OVER_MAX_TIER
             return R.withdrawal_exceeds_free_collateral
         return None
@@ -537,7 +541,8 @@ class Engine:
         closes exposure (opposite side, within what its position and other closing orders leave) at a
         price no further through the mark than the market-protection band: it can de-risk, never add.
         """
-        after = free_collateral_atoms(account, self.specs, self.marks, add=add, drop=drop)
+        after = free_collateral_atoms(account, self.specs, self.marks, add=add, drop=drop,
+                                      index_prices=self.risk.index_prices)
         self._margin_free_ok = after >= 0
         if after == OVER_MAX_TIER:
             return R.position_notional_above_max_tier

@@ -14,7 +14,13 @@ For each instrument with a position or open orders, at mark price M (atoms per t
                    that moves an order away from the market without growing it needs no check;
 * unrealized PnL   size * M * k - cost.
 
-``free = balance + sum(uPnL - IM - open_loss)``. An order (or amendment, withdrawal, transfer) is accepted
+``free = balance + sum(uPnL - IM - open_loss)``. With ``index_prices`` (the engine passes the oracle
+index of every instrument that has one), each instrument's term is the smaller of the term at the mark
+and the term at the index: a gain that only the venue's own book shows (a pushed mark) or a loss that
+only the oracle shows cannot be borrowed against or withdrawn (docs/risk-integration.md, "Manipulation
+resistance"). The term at the mark is still included, so the safety argument below is unchanged.
+
+An order (or amendment, withdrawal, transfer) is accepted
 when ``free_after >= 0``, or when it does not make an under-margined account worse
 (``free_after >= free_before``, the dYdX v4 rule for orders that reduce risk).
 
@@ -99,6 +105,44 @@ def _through_ticks_lots(pos: Position, mark: int, drop: Order | None) -> tuple[i
     return through_buy, through_sell
 
 
+def _new_instrument_part(spec: InstrumentSpec, mark: int, side: int, price: int, qty: int) -> int:
+    """Requirement of an order on an instrument the account holds nothing in, at price ``mark``."""
+    through = (price - mark) if side > 0 else (mark - price)
+    base = price if side > 0 and through > 0 else mark
+    return _position_requirement(spec, mark, 0, 0, qty if side > 0 else 0, qty if side < 0 else 0,
+                                 through * qty if through > 0 else 0, base * qty)
+
+
+def _held_part(iid: int, spec: InstrumentSpec, pos: Position, mark: int, add: tuple[int, int, int, int] | None,
+               drop: Order | None) -> int:
+    """Requirement of one held instrument (position and live orders, plus ``add``) at price ``mark``."""
+    buy = pos.open_buy_lots
+    sell = pos.open_sell_lots
+    if drop is not None and drop.instrument_id == iid:
+        if drop.side > 0:
+            buy -= drop.qty_lots
+        else:
+            sell -= drop.qty_lots
+    through_buy = through_sell = 0
+    if pos.buy_price_hi > mark or pos.sell_price_lo < mark:
+        through_buy, through_sell = _through_ticks_lots(pos, mark, drop)
+    through = through_buy + through_sell
+    base = mark * (buy + sell) + through_buy
+    if add is not None:
+        _, side, price, qty = add
+        t = (price - mark) if side > 0 else (mark - price)
+        if side > 0:
+            buy += qty
+        else:
+            sell += qty
+        base += mark * qty
+        if t > 0:
+            through += t * qty
+            if side > 0:
+                base += t * qty
+    return _position_requirement(spec, mark, pos.size_lots, pos.cost_atoms, buy, sell, through, base)
+
+
 def free_collateral_atoms(
     account: Account,
     specs: dict[int, InstrumentSpec],
@@ -106,6 +150,7 @@ def free_collateral_atoms(
     balance_delta_atoms: int = 0,
     add: tuple[int, int, int, int] | None = None,
     drop: Order | None = None,
+    index_prices: dict[int, int] | None = None,
 ) -> int:
     """Free collateral of ``account`` in atoms after hypothetical changes.
 
@@ -115,6 +160,13 @@ def free_collateral_atoms(
         balance_delta_atoms: change to settled cash (e.g. minus a withdrawal).
         add: an order not yet live, as (instrument_id, side, price_ticks, qty_lots).
         drop: a live order to leave out (the old version of an amended order).
+        index_prices: oracle index prices (ticks) by instrument id, or None. For an instrument with an
+            index that differs from its mark, the instrument's requirement (uPnL - IM - open loss) is
+            computed at both prices and the smaller one counts: new risk and withdrawals need the
+            initial margin at the mark *and* at the index, so a paper gain (or a hidden loss) that only
+            one of the venue's own book and the external oracle shows lends nothing (docs/risk-integration.md,
+            "Manipulation resistance"; Drift v2 margins initial checks at the worse of the oracle and
+            its 5-min TWAP, ``StrictOraclePrice``).
 
     Returns:
         Free collateral (may be negative), or :data:`OVER_MAX_TIER` when some worst-case position
@@ -125,44 +177,31 @@ def free_collateral_atoms(
     add_iid = add[0] if add is not None else 0
     if add is not None and add_iid not in positions:
         _, side, price, qty = add
+        spec = specs[add_iid]
         mark = marks[add_iid]
-        through = (price - mark) if side > 0 else (mark - price)
-        base = price if side > 0 and through > 0 else mark
-        part = _position_requirement(specs[add_iid], mark, 0, 0, qty if side > 0 else 0, qty if side < 0 else 0,
-                                     through * qty if through > 0 else 0, base * qty)
+        part = _new_instrument_part(spec, mark, side, price, qty)
+        if index_prices is not None and part != OVER_MAX_TIER:
+            index = index_prices.get(add_iid, mark)
+            if index != mark:
+                other = _new_instrument_part(spec, index, side, price, qty)
+                if other < part:
+                    part = other
         if part == OVER_MAX_TIER:
             return OVER_MAX_TIER
         free += part
     for iid, pos in positions.items():
-        size = pos.size_lots
-        if not size and not pos.orders and iid != add_iid:
+        if not pos.size_lots and not pos.orders and iid != add_iid:
             continue
+        spec = specs[iid]
         mark = marks[iid]
-        buy = pos.open_buy_lots
-        sell = pos.open_sell_lots
-        if drop is not None and drop.instrument_id == iid:
-            if drop.side > 0:
-                buy -= drop.qty_lots
-            else:
-                sell -= drop.qty_lots
-        through_buy = through_sell = 0
-        if pos.buy_price_hi > mark or pos.sell_price_lo < mark:
-            through_buy, through_sell = _through_ticks_lots(pos, mark, drop)
-        through = through_buy + through_sell
-        base = mark * (buy + sell) + through_buy
-        if iid == add_iid:
-            _, side, price, qty = add  # type: ignore[misc]
-            t = (price - mark) if side > 0 else (mark - price)
-            if side > 0:
-                buy += qty
-            else:
-                sell += qty
-            base += mark * qty
-            if t > 0:
-                through += t * qty
-                if side > 0:
-                    base += t * qty
-        part = _position_requirement(specs[iid], mark, size, pos.cost_atoms, buy, sell, through, base)
+        mine = add if iid == add_iid else None
+        part = _held_part(iid, spec, pos, mark, mine, drop)
+        if index_prices is not None and part != OVER_MAX_TIER:
+            index = index_prices.get(iid, mark)
+            if index != mark:
+                other = _held_part(iid, spec, pos, index, mine, drop)
+                if other < part:
+                    part = other
         if part == OVER_MAX_TIER:
             return OVER_MAX_TIER
         free += part

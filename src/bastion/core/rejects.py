@@ -61,6 +61,10 @@ class RejectCode(IntEnum):
     withdrawal_blocked_negative_equity_seen = 306
     insurance_fund_insufficient = 307
     index_price_unavailable = 308
+    withdrawal_blocked_oracle_paused = 320
+    """Withdrawal or transfer out of an account with a position on an instrument whose oracle guard has
+    paused liquidations (index too far from its TWAP, stale): cash does not leave against a price the
+    venue does not trust enough to liquidate at (Drift refuses withdrawals on an invalid oracle)."""
 
     # 31x trigger orders (docs/trigger-orders.md)
     trigger_price_ticks_out_of_range = 310

@@ -14,6 +14,9 @@ defaults come from the anchors in shared/reference/risk-engines.md)::
     [risk.waterfall]                 # bastion.core.risk.waterfall.WaterfallConfig
     [risk.funding]                   # bastion.core.risk.funding.FundingConfig; weighting = "arithmetic" | "linear"
     [risk.mark]                      # bastion.core.risk.mark.MarkConfig; method = "binance" | "hyperliquid" | "index"
+    index_band_ppm = 30000           # mark (and each basis sample) within index +- 3 % (0 = off)
+    basis_samples_max = 30           # price2 = index + sum of the kept samples / 30
+    basis_sample_interval_ns = 60000000000   # one basis sample a minute
 
     # per market (instrument ids must exist):
     open_interest_caps = [{ instrument_id = 1, oi_lots_max = 5000000 }]

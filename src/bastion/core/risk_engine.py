@@ -6,7 +6,8 @@ A component of :class:`bastion.core.engine.Engine` (``engine.risk``), called at 
 * before the handler — :meth:`RiskEngine.before_command`: funding premium samples (one a minute) and
   funding settlement (hourly at F/8) by engine time;
 * the ``SetOraclePrice`` handler — :meth:`RiskEngine.set_oracle_price`: index, mark (Binance
-  ``median(price1, price2, last)``), and a liquidation sweep of that instrument;
+  ``median(price1, price2, contract price)`` by default, the book read at impact depth and the result
+  banded around the index: core/risk/mark.py), and a liquidation sweep of that instrument;
 * during matching — :meth:`touch` (an account's balance or position changed), :meth:`on_fill`
   (last trade price) and :meth:`liquidation_fill` (fee of a liquidation IOC fill, to the fund);
 * after the handler — :meth:`after_command`: exact health of every touched account, trigger-index sweeps
@@ -49,7 +50,7 @@ from bastion.core.risk.liquidation import (
 )
 from bastion.core.risk.liquidation_index import LiquidationIndex
 from bastion.core.risk.margin_math import account_health
-from bastion.core.risk.mark import MarkConfig, MarkMethod, MarkPriceState
+from bastion.core.risk.mark import MarkConfig, MarkMethod, MarkPriceState, depth_price_ticks, impact_lots
 from bastion.core.risk.oi_caps import opening_lots
 from bastion.core.risk.vol_margin import (
     VolMarginConfig,
@@ -96,8 +97,10 @@ class RiskConfig:
         waterfall: insurance-fund cap per account, ADL candidates, socialized-loss limits (waterfall.py).
         funding: premium sampling, settlement interval, interest, clamp, cap (funding.py).
         mark: mark-price rule (mark.py).
-        impact_margin_atoms: Binance impact margin notional, 200 USDT (impact price = the price of
-            ``impact_margin / IMR`` of book depth).
+        impact_margin_atoms: Binance impact margin, 200 USDT: the impact notional is
+            ``impact_margin / IMR of the first margin tier`` (the IMR at max leverage). Funding premiums
+            read the book to that notional; the mark reads it to that notional's worth of lots at the
+            index (mark.py).
         backstop_account_id: an account that takes bankrupt positions before ADL (0 = none).
         open_interest_caps: ``(instrument_id, oi_lots_max)`` pairs: an order whose opening part would
             lift the market's long open interest above the cap is refused (reject 304; dYdX v4 OI caps,
@@ -163,7 +166,7 @@ class RiskConfig:
             [fc.interest_rate_ppb, fc.clamp_ppb, fc.cap_ppb, fc.settlement_interval_ns, fc.sample_interval_ns,
              int(fc.weighting)],
             [int(mc.method), mc.basis_samples_max, mc.basis_ema_alpha_ppm, mc.fallback_ema_alpha_ppm,
-             mc.index_band_ppm],
+             mc.index_band_ppm, mc.basis_sample_interval_ns],
             self.impact_margin_atoms,
             self.backstop_account_id,
         ] + self.extras()
@@ -242,25 +245,39 @@ class RiskEngine:
         self.index_times_ns[iid] = ts
         self.liquidations_paused[iid] = paused
         engine._events.append(IndexPriceSet(iid, price, ts, paused))
-        book = engine.books[iid]
+        bid, ask = self._mark_depth_prices(iid, price)
         last = self.last_trade_ticks.get(iid)
         state = self.mark_states[iid]
-        state.observe(price, book.best_bid(), book.best_ask(), last)
+        state.observe(price, bid, ask, last, engine.now_ns)
         if self.next_funding_ns[iid] == 0:
             self._start_funding(iid)
         method = self.config.mark.method
         if method == MarkMethod.INDEX:
             mark = price
         elif method == MarkMethod.HYPERLIQUID:
-            mark = state.hyperliquid_mark_ticks(price, book.best_bid(), book.best_ask(), last)
+            mark = state.hyperliquid_mark_ticks(price, bid, ask, last)
         else:
             until = max(0, self.next_funding_ns[iid] - engine.now_ns)
-            mark = state.binance_mark_ticks(price, self.last_funding_rate_ppb[iid], until, FUNDING_PERIOD_NS, last)
+            mark = state.binance_mark_ticks(price, self.last_funding_rate_ppb[iid], until, FUNDING_PERIOD_NS, last,
+                                            bid, ask)
         mark = min(max(mark, 1), spec.price_ticks_max)
         if iid in self.vol_configs and engine.now_ns >= self.vol_next_sample_ns[iid]:
             self._vol_sample(iid, price)
         if mark != engine.marks[iid]:
             engine._mark_moved(iid, mark)
+
+    def impact_notional_atoms(self, iid: int) -> int:
+        """Binance impact margin notional of ``iid``: ``impact_margin_atoms / IMR at max leverage``, the IMR
+        of the *first* margin tier of the configured (not volatility-scaled) spec (200 USDT / 0.8 % =
+        25,000 USDC on the default BTC market)."""
+        return impact_notional_atoms(self.config.impact_margin_atoms, self.base_specs[iid].margin_tiers[0].imf_ppm)
+
+    def _mark_depth_prices(self, iid: int, index_ticks: int) -> tuple[int | None, int | None]:
+        """Impact bid and ask the mark reads: average price of the impact notional's worth of lots at the
+        index on each side (mark.py, point 1); None for a side with less depth in IMPACT_LEVELS_MAX levels."""
+        bids, asks = self.engine.books[iid].depth(IMPACT_LEVELS_MAX)
+        lots = impact_lots(self.impact_notional_atoms(iid), index_ticks, self.base_specs[iid].atoms_per_tick_lot)
+        return depth_price_ticks(bids, lots, -1), depth_price_ticks(asks, lots, 1)
 
     def _vol_sample(self, iid: int, index_ticks: int) -> None:
         """One volatility sample (vol_margin.py): EWMA variance of index log-returns -> multiplier.
@@ -343,7 +360,7 @@ class RiskEngine:
             if now >= acc.next_sample_ns:
                 spec = engine.specs[iid]
                 bids, asks = engine.books[iid].depth(IMPACT_LEVELS_MAX)
-                imn = impact_notional_atoms(self.config.impact_margin_atoms, spec.margin_tiers[-1].imf_ppm)
+                imn = self.impact_notional_atoms(iid)
                 k = spec.atoms_per_tick_lot
                 acc.observe(now, impact_price_ticks(bids, imn, k, -1), impact_price_ticks(asks, imn, k, 1), index)
             if now >= self.next_funding_ns[iid] > 0:
@@ -409,6 +426,11 @@ class RiskEngine:
 
     def _paused(self, account: Account) -> bool:
         return any(self.liquidations_paused.get(iid, False) for iid, p in account.positions.items() if p.size_lots)
+
+    def oracle_paused_for(self, account: Account) -> bool:
+        """True when the account holds a position on an instrument whose oracle paused liquidations: its
+        withdrawals and transfers out are refused (320) until the oracle is trusted again."""
+        return self._paused(account)
 
     def _process_queue(self) -> None:
         """Liquidation steps for queued accounts, at most ``liquidations_per_command_max`` per command.
@@ -578,8 +600,8 @@ class RiskEngine:
             sorted(self.index_times_ns.items()),
             sorted((iid, int(p)) for iid, p in self.liquidations_paused.items()),
             sorted(self.last_trade_ticks.items()),
-            [[iid, list(s.basis_half_ticks), s.basis_sum, s.ema_basis_half_ticks, s.ema_fallback_half_ticks]
-             for iid, s in sorted(self.mark_states.items())],
+            [[iid, list(s.basis_half_ticks), s.basis_sum, s.next_basis_sample_ns, s.ema_basis_half_ticks,
+              s.ema_fallback_half_ticks] for iid, s in sorted(self.mark_states.items())],
             [[iid, a.next_sample_ns, list(a.samples)] for iid, a in sorted(self.premium.items())],
             sorted(self.next_funding_ns.items()),
             sorted(self.last_funding_rate_ppb.items()),
@@ -611,11 +633,12 @@ class RiskEngine:
         self.index_times_ns = dict(index_times)
         self.liquidations_paused = {iid: bool(p) for iid, p in paused}
         self.last_trade_ticks = dict(last_trade)
-        for iid, basis, basis_sum, ema_basis, ema_fallback in marks:
+        for iid, basis, basis_sum, next_sample, ema_basis, ema_fallback in marks:
             state = self.mark_states[iid]
             state.basis_half_ticks.clear()
             state.basis_half_ticks.extend(basis)
-            state.basis_sum, state.ema_basis_half_ticks, state.ema_fallback_half_ticks = basis_sum, ema_basis, ema_fallback
+            state.basis_sum, state.next_basis_sample_ns = basis_sum, next_sample
+            state.ema_basis_half_ticks, state.ema_fallback_half_ticks = ema_basis, ema_fallback
         for iid, next_sample, samples in premium:
             self.premium[iid].next_sample_ns = next_sample
             self.premium[iid].samples = list(samples)

@@ -5,7 +5,7 @@
 * ``liquidation_index``  trigger-price index: liquidatable accounts on a mark change in O(log n + hits)
 * ``waterfall``          insurance fund, backstop, ADL ranking, socialized loss; plan + apply
 * ``funding``            impact prices, premium index, funding rate with clamp/cap, zero-sum payments
-* ``mark``               Binance / Hyperliquid mark price
+* ``mark``               Binance / Hyperliquid / index mark price, read at impact depth, banded
 * ``vol_margin``         EWMA-volatility margin multiplier
 * ``oi_caps``            open-interest caps and dYdX OI-scaled IMF
 
@@ -66,7 +66,17 @@ from bastion.core.risk.margin_math import (
     position_maintenance_atoms,
     tier_for_notional,
 )
-from bastion.core.risk.mark import MarkConfig, MarkMethod, MarkPriceState, binance_price1_ticks, clamp_to_band, median3
+from bastion.core.risk.mark import (
+    MarkConfig,
+    MarkMethod,
+    MarkPriceState,
+    band_bounds_ticks,
+    binance_price1_ticks,
+    clamp_to_band,
+    depth_price_ticks,
+    impact_lots,
+    median3,
+)
 from bastion.core.risk.oi_caps import (
     OpenInterestCap,
     check_open_interest,
@@ -135,16 +145,19 @@ __all__ = [
     "average_premium_ppb",
     "backstop_capacity_lots",
     "bankruptcy_price_ticks",
+    "band_bounds_ticks",
     "binance_price1_ticks",
     "check_open_interest",
     "clamp_to_band",
     "close_bankruptcy_price_ticks",
+    "depth_price_ticks",
     "ewma_variance_next",
     "fillable_price_ticks",
     "funding_cap_ppb",
     "funding_index_delta",
     "funding_payments",
     "funding_rate_ppb",
+    "impact_lots",
     "impact_notional_atoms",
     "impact_price_ticks",
     "is_liquidatable",
