@@ -139,6 +139,24 @@ def test_the_fund_unwinds_its_inventory_into_the_book_over_later_commands(config
     assert replayed.state_hash() == engine.state_hash()
 
 
+def test_no_client_command_can_reach_the_fund_account(config) -> None:
+    """Account 0 holds the fund's inventory: orders, deposits, withdrawals, transfers and cancels that
+    name it are refused as an unknown account and change nothing."""
+    from bastion.core.commands import CancelAll, Transfer
+    from bastion.core.events import CommandRejected
+
+    engine, drive = venue(config, fund_atoms=100_000 * 10**6)
+    drive(SetMarkPrice(1, 580_000))
+    assert FUND in engine.accounts
+    for cmd in (PlaceOrder(FUND, 1, 1, -1, 580_000, 10), PlaceOrder(FUND, 1, 2, -1, 580_000, 10, reduce_only=True),
+                Deposit(FUND, 10**6), Withdraw(FUND, 1), Transfer(FUND, LP, 1), Transfer(LP, FUND, 1),
+                CancelAll(FUND, 0)):
+        before = engine.state_hash()
+        events = drive(cmd)
+        assert len(events) == 1 and isinstance(events[0], CommandRejected), cmd
+        assert events[0].code == RejectCode.account_unknown and engine.state_hash() == before
+
+
 def test_fund_capacity_then_fund_cash_then_adl_at_the_bankruptcy_price(config) -> None:
     """Fund 2,000 USDC. Taking q lots costs 1.03 USDC each and it must keep 10 % of 58 USDC per lot:
     q = 292 (2,000 - 300.76 = 1,699.24 >= 1,693.60; 293 fails). Its free cash 5.64 USDC is paid in

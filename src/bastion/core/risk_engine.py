@@ -596,24 +596,34 @@ class RiskEngine:
         assert fund is None or fund.balance_atoms == 0, "fund account cash is swept after every operation"
         return _FundView(self.engine.insurance_fund_atoms, {} if fund is None else fund.positions)
 
-    def _holders_of(self, iids: list[int], exclude: int) -> dict[int, list[Account]]:
-        """Accounts holding each instrument (from the holders index, by id), ``exclude`` and the fund left out."""
+    def _holders_list(self, iid: int, exclude: int) -> list[Account]:
+        """Accounts holding ``iid`` (from the holders index, by id), ``exclude`` and the fund left out."""
         accounts = self.engine.accounts
-        return {iid: [accounts[a] for a in sorted(self.holders[iid]) if a != exclude and a != FUND] for iid in iids}
+        return [accounts[a] for a in sorted(self.holders[iid]) if a != exclude and a != FUND]
+
+    def _pool(self, iids: list[int], exclude: int) -> list[Account]:
+        """The socialization pool: holders of ``iids``, lowest ids first, at most ``socialized_accounts_max``."""
+        ids: set[int] = set()
+        for iid in iids:
+            ids |= self.holders[iid]
+        ids.discard(exclude)
+        ids.discard(FUND)
+        accounts = self.engine.accounts
+        return [accounts[a] for a in sorted(ids)[: self.config.waterfall.socialized_accounts_max]]
 
     def _waterfall(self, account: Account) -> None:
-        """Plan and apply the loss waterfall of a bankrupt account (waterfall.py). O(holders of its
-        instruments) to rank ADL candidates and build the socialization pool."""
+        """Plan and apply the loss waterfall of a bankrupt account (waterfall.py). The holders index is
+        read only if ADL or socialization is reached: O(holders of its instruments) then, O(1) when the
+        fund takes everything."""
         engine = self.engine
+        aid = account.account_id
         iids = sorted(iid for iid, p in account.positions.items() if p.size_lots)
-        holders = self._holders_of(iids, account.account_id)
-        pool_ids = sorted({a.account_id for accs in holders.values() for a in accs})
-        pool = [engine.accounts[a] for a in pool_ids[: self.config.waterfall.socialized_accounts_max]]
         backstop_id = self.config.backstop_account_id
         backstop = engine.accounts.get(backstop_id) if backstop_id and backstop_id != FUND else None
         if account_health(account, engine.specs, engine.marks).equity_atoms < 0:
             self.negative_equity_seen_ns = engine.now_ns
-        plan = plan_waterfall(account, engine.specs, engine.marks, self._fund_view(), holders, pool,
+        plan = plan_waterfall(account, engine.specs, engine.marks, self._fund_view(),
+                              lambda iid: self._holders_list(iid, aid), lambda: self._pool(iids, aid),
                               self.config.waterfall, backstop)
         self._apply_plan(plan)
 
@@ -623,13 +633,11 @@ class RiskEngine:
         engine = self.engine
         view = self._fund_view()
         iids = sorted(iid for iid, p in view.positions.items() if p.size_lots)
-        holders = self._holders_of(iids, FUND)
-        pool_ids = sorted({a.account_id for accs in holders.values() for a in accs})
-        pool = [engine.accounts[a] for a in pool_ids[: self.config.waterfall.socialized_accounts_max]]
         backstop_id = self.config.backstop_account_id
         backstop = engine.accounts.get(backstop_id) if backstop_id and backstop_id != FUND else None
         self.negative_equity_seen_ns = engine.now_ns
-        plan = plan_waterfall(view, engine.specs, engine.marks, view, holders, pool, self.config.waterfall, backstop)
+        plan = plan_waterfall(view, engine.specs, engine.marks, view, lambda iid: self._holders_list(iid, FUND),
+                              lambda: self._pool(iids, FUND), self.config.waterfall, backstop)
         self._apply_plan(plan)
 
     def _credit(self, account_id: int, amount_atoms: int) -> None:
@@ -733,14 +741,16 @@ class RiskEngine:
             engine._events.append(BadDebtRecorded(FUND, debt, self.bad_debt_atoms))
 
     def _manage_fund(self) -> None:
-        """Once per command while the fund holds inventory: its own waterfall if its equity is below zero,
-        else one unwind IOC per instrument whose interval has passed (bounded by the instrument count)."""
+        """Once per command while the fund holds inventory: its own waterfall if its equity is below zero
+        (unless an instrument it holds has liquidations paused), else one unwind IOC per instrument whose
+        interval has passed (bounded by the instrument count)."""
         engine = self.engine
         fund = engine.accounts.get(FUND)
         if fund is None:
             return
         if account_health(self._fund_view(), engine.specs, engine.marks).equity_atoms < 0:
-            self._fund_waterfall()
+            if not self._paused(fund):  # an oracle pause holds the fund's waterfall like any liquidation
+                self._fund_waterfall()
             return
         for iid in sorted(self.fund_unwind_ns):
             pos = fund.positions.get(iid)

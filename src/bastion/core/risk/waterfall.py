@@ -219,6 +219,12 @@ class BadDebtBooked:
 
 WaterfallStep = Union[ForcedClose, FundPayment, SocializedCharge, BadDebtBooked]
 
+HoldersSource = Union[Mapping[int, Sequence[AccountLike]], Callable[[int], Sequence[AccountLike]]]
+"""Holders per instrument: a mapping, or a function called only when ADL needs them (the engine's)."""
+
+PoolSource = Union[Sequence[AccountLike], Callable[[], Sequence[AccountLike]]]
+"""The socialization pool: a sequence, or a function called only when a loss must be socialized."""
+
 
 @dataclass(frozen=True, slots=True)
 class WaterfallPlan:
@@ -629,9 +635,8 @@ class _Planner:
 
 
 def plan_waterfall(account: AccountLike, specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int],
-                   fund: AccountLike, holders: Mapping[int, Sequence[AccountLike]],
-                   socialization_pool: Sequence[AccountLike], config: WaterfallConfig,
-                   backstop: AccountLike | None = None) -> WaterfallPlan:
+                   fund: AccountLike, holders: HoldersSource, socialization_pool: PoolSource,
+                   config: WaterfallConfig, backstop: AccountLike | None = None) -> WaterfallPlan:
     """Plan the waterfall for ``account`` (module docstring). Pure: no input is mutated.
 
     Args:
@@ -641,8 +646,10 @@ def plan_waterfall(account: AccountLike, specs: Mapping[int, InstrumentSpec], ma
         fund: the insurance fund as an account: ``account_id`` 0, ``balance_atoms`` = the fund's cash
             (>= 0), ``positions`` = its inventory.
         holders: per instrument, accounts that may hold the opposite side (any order; ranked here; the
-            account, the fund and the backstop are skipped).
-        socialization_pool: accounts that share a socialized loss (the same three are skipped).
+            account, the fund and the backstop are skipped); a mapping or a function of the instrument
+            id, called only if ADL is reached (a fund that takes everything costs no holder scan).
+        socialization_pool: accounts that share a socialized loss (the account and the fund are
+            skipped); a sequence or a function called only if a loss is socialized.
         config: limits, the fund's capacity rule and the named remainder account.
         backstop: the backstop liquidator account, if any.
 
@@ -681,7 +688,8 @@ def plan_waterfall(account: AccountLike, specs: Mapping[int, InstrumentSpec], ma
             assert backstop is not None
             plan.takeover(lot, backstop.account_id, CloseVia.BACKSTOP, backstop_ok, capped=False)
         if lot.lots:
-            plan.deleverage(lot, holders.get(lot.iid, ()), skip)
+            plan.deleverage(lot, holders.get(lot.iid, ()) if isinstance(holders, Mapping) else holders(lot.iid),
+                            skip)
     unclosed: list[tuple[int, int]] = []
     for lot in lots:
         if lot.lots and is_fund:
@@ -689,7 +697,9 @@ def plan_waterfall(account: AccountLike, specs: Mapping[int, InstrumentSpec], ma
         elif lot.lots:
             plan.transfer(lot, fund.account_id, lot.lots, lot.deficit, 0, CloseVia.INSURANCE_FUND, over_capacity=True)
     owed = plan.uncollected + flat_deficit
-    owed -= plan.socialize(owed, socialization_pool, {account.account_id, fund.account_id})
+    if owed > 0:
+        pool = socialization_pool if isinstance(socialization_pool, Sequence) else socialization_pool()
+        owed -= plan.socialize(owed, pool, {account.account_id, fund.account_id})
     if owed > 0:
         me.balance += owed
         plan.steps.append(BadDebtBooked(account.account_id, owed))
