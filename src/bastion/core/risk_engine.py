@@ -226,6 +226,8 @@ class RiskEngine:
         self.last_funding_rate_ppb: dict[int, int] = dict.fromkeys(iids, 0)
         self.throttle: dict[int, ThrottleWindow] = {}
         self.queue: list[int] = []
+        self.queued: set[int] = set()
+        """The accounts in :attr:`queue` (derived: O(1) membership for enqueue and the pre-trade gate)."""
         self.bad_debt_atoms = 0
         """The venue's bad-debt account: deficits nobody could absorb (its balance is minus this)."""
         self.fund_unwind_ns: dict[int, int] = {}
@@ -358,7 +360,7 @@ class RiskEngine:
 
     def pre_trade_code(self, account_id: int, iid: int, position_lots: int, side: int, qty_lots: int) -> RejectCode | None:
         """Risk gates of an order that may increase risk (not reduce-only): 305, 308, 304; None passes."""
-        if self.queue and account_id in self.queue:
+        if self.queue and account_id in self.queued:
             return RejectCode.account_in_liquidation
         max_age = self.config.index_max_age_ns
         if max_age:
@@ -479,8 +481,9 @@ class RiskEngine:
         self.stale.clear()
 
     def _enqueue(self, account_id: int) -> None:
-        if account_id not in self.queue and account_id != FUND:
+        if account_id not in self.queued and account_id != FUND:
             self.queue.append(account_id)
+            self.queued.add(account_id)
 
     def _paused(self, account: Account) -> bool:
         return any(self.liquidations_paused.get(iid, False) for iid, p in account.positions.items() if p.size_lots)
@@ -492,7 +495,10 @@ class RiskEngine:
         mark, an ADL charge): those are re-checked at once and, while the budget lasts, liquidated in the
         same command rather than left for the next one. Each account gets at most one step per command
         (a partial liquidation's next step waits for the next command, as the per-interval throttle
-        intends). Accounts left queued (budget spent, oracle pause) are retried on the next command.
+        intends). Accounts left queued (budget spent, oracle pause, throttle) are retried on the next
+        command. The budget counts steps that did something (an IOC or the waterfall): an account the
+        per-interval throttle holds back costs one cheap check, not a budget slot, so it cannot starve
+        the accounts behind it.
         """
         engine = self.engine
         budget = self.config.liquidation.liquidations_per_command_max
@@ -505,33 +511,43 @@ class RiskEngine:
                 if budget == 0 or aid in attempted or self._paused(account):
                     keep.append(aid)
                     continue
-                budget -= 1
                 attempted.add(aid)
                 stepped = True
-                if self._liquidate(account):
+                needs_more, worked = self._liquidate(account)
+                if worked:
+                    budget -= 1
+                if needs_more:
                     keep.append(aid)
             self.queue = keep
+            self.queued = set(keep)
             fresh = False
             if self.touched:  # counterparties and the liquidated accounts: re-check at once
                 for aid in sorted(self.touched):
                     if aid == FUND:
                         continue
                     self.stale.add(aid)
-                    if aid not in self.queue and self._needs_liquidation(engine.accounts[aid]):
+                    if aid not in self.queued and self._needs_liquidation(engine.accounts[aid]):
                         self.queue.append(aid)
+                        self.queued.add(aid)
                         fresh = fresh or aid not in attempted
                 self.touched.clear()
             if not (stepped and fresh and budget > 0):
                 return
 
-    def _liquidate(self, account: Account) -> bool:
-        """One liquidation step; returns True while the account still needs liquidating."""
+    def _liquidate(self, account: Account) -> tuple[bool, bool]:
+        """One liquidation step; returns (the account still needs liquidating, an IOC was sent or the
+        waterfall ran)."""
         engine = self.engine
-        for order in list(account.orders.values()):
-            engine._cancel_resting(order, CancelReason.liquidation)
         cfg = self.config.liquidation
         allowance = liquidation_allowance_atoms(self.throttle.get(account.account_id), engine.now_ns, cfg)
+        if allowance == 0:  # throttled this interval: only a bankrupt account (never throttled) has a step
+            held = account_health(account, engine.specs, engine.marks)
+            if held.equity_atoms > 0:
+                return held.liquidatable, False
+        for order in list(account.orders.values()):
+            engine._cancel_resting(order, CancelReason.liquidation)
         plan = plan_liquidation(account, engine.specs, engine.marks, cfg, allowance)
+        worked = plan is not None
         if plan is not None:
             self._send_ioc(account, plan)
         health = account_health(account, engine.specs, engine.marks)
@@ -540,10 +556,12 @@ class RiskEngine:
             # Bankrupt with positions left (the book could not absorb them), or closed out flat below zero
             # (a fill at the bankruptcy price rounded against the account): the loss waterfall.
             self._waterfall(account)
+            worked = True
             health = account_health(account, engine.specs, engine.marks)
             has_positions = any(p.size_lots for p in account.positions.values())
-        self.touch(account.account_id)
-        return has_positions and health.liquidatable
+        if worked:  # a throttled account changed nothing: no re-check, no re-index
+            self.touch(account.account_id)
+        return has_positions and health.liquidatable, worked
 
     def _send_ioc(self, account: Account, plan: LiquidationOrder) -> None:
         engine = self.engine
@@ -877,6 +895,7 @@ class RiskEngine:
         self.last_funding_rate_ppb = dict(last_rate)
         self.throttle = {aid: ThrottleWindow(start, used) for aid, start, used in throttle}
         self.queue = list(queue)
+        self.queued = set(self.queue)
         self.bad_debt_atoms = bad_debt
         engine = self.engine
         self.holders = self._holders_from_accounts()
@@ -923,6 +942,8 @@ class RiskEngine:
         if not set(self.fund_unwind_ns) <= inventory:
             broken.append("fund unwind timer for an instrument the fund does not hold")
         queued = set(self.queue)
+        if queued != self.queued or len(queued) != len(self.queue):
+            broken.append("liquidation queue and its membership set disagree (or hold duplicates)")
         for aid, account in engine.accounts.items():
             if aid == FUND:
                 continue

@@ -212,7 +212,8 @@ def _engine_population(engine: Any, n: int, rng: random.Random) -> None:
 
 
 def bench_liquidation_engine(n_accounts: int = 200_000, liquidatable_fraction: float = 0.001,
-                             iterations: int = 60, seed: int = 20240808) -> dict[str, Any]:
+                             iterations: int = 60, seed: int = 20240808,
+                             liquidations_per_command_max: int = 0) -> dict[str, Any]:
     """Time ``Engine.apply(SetOraclePrice)`` through every liquidation IOC it triggers (module docstring).
 
     Args:
@@ -220,6 +221,9 @@ def bench_liquidation_engine(n_accounts: int = 200_000, liquidatable_fraction: f
         liquidatable_fraction: share of accounts each oracle move aims to make liquidatable.
         iterations: oracle moves timed (alternately down and up, each a little deeper).
         seed: population seed.
+        liquidations_per_command_max: the engine's per-command cap (0: high enough that every account
+            the move makes liquidatable is liquidated in that command; the venue default is 50 and
+            carries the rest over to the next commands).
 
     Returns:
         ``{"workload": "liquidation_engine", "accounts", "latency_ms_p50", "latency_ms_p99",
@@ -235,8 +239,9 @@ def bench_liquidation_engine(n_accounts: int = 200_000, liquidatable_fraction: f
     assert n_accounts >= 100 and n_accounts % 2 == 0 and iterations >= 1
     config = load_venue_config(str(resources.files("bastion") / "configs" / "default.toml"))
     target = max(1, int(n_accounts * liquidatable_fraction))
+    cap = liquidations_per_command_max or 20 * target
     risk = RiskConfig(mark=MarkConfig(method=MarkMethod.INDEX),
-                      liquidation=LiquidationConfig(liquidations_per_command_max=20 * target))
+                      liquidation=LiquidationConfig(liquidations_per_command_max=cap))
     rng = random.Random(seed)
     build_start = time.perf_counter()
     seed_engine = Engine(config, risk=risk)
@@ -308,6 +313,7 @@ def bench_liquidation_engine(n_accounts: int = 200_000, liquidatable_fraction: f
         "latency_ms_max": round(ordered[-1] / 1e6, 3),
         "liquidations_mean": round(sum(liquidations) / len(liquidations), 1),
         "liquidations_max": max(liquidations),
+        "liquidations_per_command_max": cap,
         "queue_left_end": len(engine.risk.queue),
         "build_s": round(build_s, 2),
         "seed": seed,
@@ -320,6 +326,7 @@ if __name__ == "__main__":  # pragma: no cover - shell entry point: python -m ba
 
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     if len(sys.argv) > 2 and sys.argv[2] == "engine":
-        print(json.dumps(bench_liquidation_engine(n_accounts=size)))
+        cap = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+        print(json.dumps(bench_liquidation_engine(n_accounts=size, liquidations_per_command_max=cap)))
     else:
         print(json.dumps(bench_liquidation_sweep(n_accounts=size)))
