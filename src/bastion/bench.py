@@ -10,6 +10,9 @@ Workloads:
                    with fsync per group (``group_size`` commands).
 * ``liquidation_sweep``  time from a mark-price update to all liquidation orders issued, 1,000,000
                    accounts with positions of which 0.1 % become liquidatable (latency_ms_p50/p99).
+* ``liquidation_engine``  the same through ``Engine.apply(SetOraclePrice)``: oracle command to the last
+                   liquidation IOC filled in the book, 200,000 engine accounts with positions (0.1 %
+                   liquidatable per move; latency_ms_p50/p99).
 * ``replay`` / ``verify``  the fast engine's journal replay and the independent verifier (reference
                    engine + every check) on the same journal (events_per_s).
 
@@ -189,6 +192,16 @@ def bench_trigger_sweep(config: VenueConfig, n: int) -> dict[str, Any]:
     return sweep(config, n, steps=min(100, n // 64))
 
 
+def bench_liquidation_engine(config: VenueConfig, n: int) -> dict[str, Any]:
+    """``Engine.apply(SetOraclePrice)`` through every liquidation IOC, over ``n`` engine accounts.
+
+    Wraps :func:`bastion.sim.risk_bench.bench_liquidation_engine` (the default venue, mark = index).
+    """
+    from bastion.sim.risk_bench import bench_liquidation_engine as engine_sweep
+
+    return engine_sweep(n_accounts=n - n % 2, liquidatable_fraction=0.001)
+
+
 def bench_replay(config: VenueConfig, n: int) -> dict[str, Any]:
     """The fast engine replaying a journal of the mix (events/s); see bastion.audit.bench."""
     from bastion.audit.bench import bench_replay as replay
@@ -209,6 +222,7 @@ WORKLOADS: dict[str, Callable[[VenueConfig, int], dict[str, Any]]] = {
     "mix_journal": bench_mix_journal,
     "liquidation_sweep": bench_liquidation_sweep,
     "trigger_sweep": bench_trigger_sweep,
+    "liquidation_engine": bench_liquidation_engine,
     "replay": bench_replay,
     "verify": bench_verify,
 }
@@ -218,7 +232,7 @@ def run_workloads(names: list[str], quick: bool) -> Iterator[dict[str, Any]]:
     """Run the named workloads; ``quick`` keeps the whole run under a minute."""
     config = default_config()
     sizes = {"mix": 300_000, "place": 200_000, "mix_journal": 300_000, "liquidation_sweep": 1_000_000,
-             "replay": 200_000, "verify": 200_000}
+             "liquidation_engine": 200_000, "replay": 200_000, "verify": 200_000}
     for name in names:
         n = sizes.get(name, 100_000) // (10 if quick else 1)
         result = WORKLOADS[name](config, n)

@@ -134,10 +134,10 @@ def test_every_event_field_naming_an_account_ends_in_account_id() -> None:
 
 
 def test_verify_passes_a_journal_with_insurance_fund_and_adl(tmp_path: Path, config) -> None:
-    """A bankrupt long with no bids: the waterfall closes it against the short by ADL and the fund pays the
-    deficit. Re-executed by the verifier, the ADL counterparty's position change must be tracked (OI stays
-    balanced) and the directory verifies clean."""
-    from bastion.core.commands import CreateAccount, Deposit, DepositInsuranceFund, PlaceOrder, SetMarkPrice
+    """A bankrupt long with no bids and an empty insurance fund: the waterfall closes it against the short
+    by ADL at the bankruptcy price. Re-executed by the verifier, the ADL counterparty's position change
+    must be tracked (OI stays balanced) and the directory verifies clean."""
+    from bastion.core.commands import CreateAccount, Deposit, PlaceOrder, SetMarkPrice
     from bastion.core.risk_messages import AutoDeleveraged
     from bastion.journal.file import FsyncPolicy
     from bastion.venue import Venue
@@ -148,7 +148,6 @@ def test_verify_passes_a_journal_with_insurance_fund_and_adl(tmp_path: Path, con
         for account, atoms in ((1, 10**13), (2, 1_000_000_000)):
             venue.submit(CreateAccount(account, account), 0)
             venue.submit(Deposit(account, atoms), 0)
-        venue.submit(DepositInsuranceFund(10**10), 0)
         venue.submit(PlaceOrder(1, 1, 1, -1, price, 1000), 0)
         venue.submit(PlaceOrder(2, 1, 1, 1, price, 1000), 0)
         _, events = venue.submit(SetMarkPrice(1, 580_000), 0)
@@ -157,4 +156,33 @@ def test_verify_passes_a_journal_with_insurance_fund_and_adl(tmp_path: Path, con
     assert adl and {e.counterparty_account_id for e in adl} == {1}
     report = verify_directory(tmp_path)
     assert report.status == EXIT_OK, report.finding
-    assert report.commands == 8 and report.events > 9
+    assert report.commands == 7 and report.events > 9
+
+
+def test_verify_passes_a_journal_where_the_fund_takes_over_and_unwinds(tmp_path: Path, config) -> None:
+    """The insurance fund takes the bankrupt position onto its account 0 (PositionTakenOver names it) and
+    later unwinds it into a bid (TradeExecuted with taker account 0): the verifier's OI tracking follows
+    account 0 and the directory verifies clean, with the full invariant check after every command."""
+    from bastion.core.commands import CreateAccount, Deposit, DepositInsuranceFund, Heartbeat, PlaceOrder, SetMarkPrice
+    from bastion.core.risk_messages import InsuranceFundUnwound, PositionTakenOver
+    from bastion.journal.file import FsyncPolicy
+    from bastion.venue import Venue
+
+    price = 600_000
+    seen: list[object] = []
+    with Venue.open(config, tmp_path, fsync_policy=FsyncPolicy.NONE, checkpoint_every_events=5) as venue:
+        for account, atoms in ((1, 10**13), (2, 1_000_000_000), (3, 10**13)):
+            venue.submit(CreateAccount(account, account), 0)
+            venue.submit(Deposit(account, atoms), 0)
+        venue.submit(DepositInsuranceFund(10**11), 0)
+        venue.submit(PlaceOrder(1, 1, 1, -1, price, 1000), 0)
+        venue.submit(PlaceOrder(2, 1, 1, 1, price, 1000), 0)
+        seen += venue.submit(SetMarkPrice(1, 580_000), 0)[1]
+        venue.submit(PlaceOrder(3, 1, 1, 1, 579_000, 1000), 0)
+        for second in (2, 4, 6):
+            seen += venue.submit(Heartbeat(), second * 10**9)[1]
+        venue.commit()
+    assert any(isinstance(e, PositionTakenOver) for e in seen)
+    assert sum(e.qty_lots for e in seen if isinstance(e, InsuranceFundUnwound)) > 0
+    report = verify_directory(tmp_path, invariants_every=1)
+    assert report.status == EXIT_OK, report.finding

@@ -1,9 +1,9 @@
 """The venue config's ``[risk]`` table: validation, round trip through venue.toml, and its effect.
 
-The backstop case follows the issue's waterfall: when the book cannot absorb a liquidation the
-backstop liquidator account (Hyperliquid's liquidator vault; reference/risk-engines.md "Insurance fund"
-row) takes the position and the insurance fund pays the deficit; ADL only when the backstop's capacity
-is exhausted.
+The backstop cases follow the issue's waterfall: when the book cannot absorb a liquidation the insurance
+fund takes the position at the bankruptcy price within its capacity, then the backstop liquidator account
+(Hyperliquid's liquidator vault; reference/risk-engines.md "Insurance fund" row) does, paying the lots'
+deficit share; ADL only for what neither can take.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bastion.core.instruments import ConfigError, venue_config_from_dict
 from bastion.core.risk.funding import PremiumWeighting
 from bastion.core.risk.mark import MarkMethod
 from bastion.core.risk_engine import RiskConfig
-from bastion.core.risk_messages import AutoDeleveraged, InsuranceFundUsed
+from bastion.core.risk_messages import AutoDeleveraged, InsuranceFundUsed, PositionTakenOver
 from tests.conftest import Driver
 
 P = 600_000
@@ -45,7 +45,7 @@ def test_values_are_read_and_round_trip_through_venue_toml() -> None:
     config = venue_config_from_dict(_raw({
         "backstop_account_id": BACKSTOP, "impact_margin_atoms": 500_000_000,
         "liquidation": {"fee_ppm": 7_000, "liquidations_per_command_max": 3},
-        "waterfall": {"adl_candidates_max": 20}, "funding": {"weighting": "linear", "clamp_ppb": 400_000},
+        "waterfall": {"adl_candidates_max": 20, "fund_margin_ppm": 200_000}, "funding": {"weighting": "linear", "clamp_ppb": 400_000},
         "mark": {"method": "hyperliquid", "index_band_ppm": 50_000},
         "open_interest_caps": [{"instrument_id": 1, "oi_lots_max": 10**6}], "withdrawal_gate_ns": 5 * 10**9,
         "vol_margin": [{"instrument_id": 1, "lambda_ppm": 990_000}], "index_max_age_ns": 30 * 10**9}))
@@ -56,8 +56,11 @@ def test_values_are_read_and_round_trip_through_venue_toml() -> None:
     assert risk.funding.weighting is PremiumWeighting.LINEAR and risk.mark.method is MarkMethod.HYPERLIQUID
     assert risk.open_interest_caps == ((1, 10**6),) and risk.vol_margin[0][1].lambda_ppm == 990_000
     assert (risk.withdrawal_gate_ns, risk.index_max_age_ns) == (5 * 10**9, 30 * 10**9)
+    assert risk.waterfall.fund_margin_ppm == 200_000 and risk.waterfall.adl_candidates_max == 20
     again = venue_config_from_dict(tomllib.loads(venue_config_to_toml(config)))
     assert again.canonical() == config.canonical() and again.risk == risk
+    other = venue_config_from_dict(_raw({"waterfall": {"fund_margin_ppm": 150_000}}))
+    assert Engine(other)._config_hash != Engine(venue_config_from_dict(_raw()))._config_hash
     assert Engine(config).risk_config == risk
     assert Engine(config).state_hash() != Engine(venue_config_from_dict(_raw())).state_hash()
 
@@ -99,38 +102,50 @@ def test_unknown_top_level_table_is_refused() -> None:
         venue_config_from_dict(raw)
 
 
-def _crash(backstop_atoms: int) -> tuple[Engine, list]:
-    """LONG buys 1 BTC at 60,000.0 from the LP with 1,000 USDC; the mark falls to 58,000.0 with no bids."""
+def _crash(backstop_atoms: int, fund_atoms: int = 0) -> tuple[Engine, list]:
+    """LONG (2) buys 1 BTC at 60,000.0 from the LP (1) with 1,000 USDC (970 after the 30 USDC taker fee);
+    the mark falls to 58,000.0 with no bids: equity -1,030 USDC, bankruptcy price 59,030.0."""
     config = venue_config_from_dict(_raw({"backstop_account_id": BACKSTOP}))
     engine = Engine(config, check_invariants=True)
     drive = Driver(engine)
     for account, atoms in ((1, 10**13), (2, 1_000_000_000), (BACKSTOP, backstop_atoms)):
         drive(CreateAccount(account, account))
         drive(Deposit(account, atoms))
-    drive(DepositInsuranceFund(10**10))
+    if fund_atoms:
+        drive(DepositInsuranceFund(fund_atoms))
     drive(PlaceOrder(1, 1, 1, -1, P, 1000))
     drive(PlaceOrder(2, 1, 1, 1, P, 1000))
     return engine, drive(SetMarkPrice(1, 580_000))
 
 
-def test_backstop_takes_the_position_and_the_fund_pays_the_deficit_before_any_adl() -> None:
+def test_an_empty_fund_leaves_the_position_to_the_backstop_at_the_bankruptcy_price() -> None:
     engine, events = _crash(backstop_atoms=10**12)
-    closes = [e for e in events if isinstance(e, AutoDeleveraged)]
-    assert [(e.counterparty_account_id, e.via, e.qty_lots) for e in closes] == [(BACKSTOP, 1, 1000)]
-    used = [e for e in events if isinstance(e, InsuranceFundUsed)]
-    assert len(used) == 1 and used[0].amount_atoms > 0
+    takeovers = [e for e in events if isinstance(e, PositionTakenOver)]
+    assert takeovers == [PositionTakenOver(1, 2, BACKSTOP, 1000, 580_000, 1_030_000_000, 1, False)]
+    assert not [e for e in events if isinstance(e, (AutoDeleveraged, InsuranceFundUsed))]
     assert engine.accounts[BACKSTOP].positions[1].size_lots == 1000
+    assert engine.accounts[BACKSTOP].balance_atoms == 10**12 - 1_030_000_000
     assert engine.accounts[1].positions[1].size_lots == -1000  # the LP was not deleveraged
     assert engine.accounts[2].balance_atoms == 0
 
 
+def test_the_fund_comes_before_the_backstop() -> None:
+    engine, events = _crash(backstop_atoms=10**12, fund_atoms=10**10)
+    takeovers = [(e.taker_account_id, e.via, e.qty_lots) for e in events if isinstance(e, PositionTakenOver)]
+    assert takeovers == [(0, 3, 1000)] and BACKSTOP not in engine.risk.holders[1]
+    assert engine.insurance_fund_atoms == 10**10 - 1_030_000_000
+
+
 def test_a_backstop_without_capacity_leaves_the_rest_to_adl() -> None:
-    """10 USDC of backstop equity carries ~0.08 BTC at the 0.5 % maintenance fraction (with the 2 %
-    buffer): it takes what it can, ADL closes the rest against the LP."""
+    """10 USDC of backstop equity: after paying 1.03 USDC per lot it must keep 0.4 % * 58 USDC * 1.02
+    = 0.2366 USDC per lot: 7 lots (10 - 7.21 = 2.79 >= 1.66; 8 lots: 1.76 < 1.89). ADL closes the
+    other 993 against the LP, which pays their deficit share 1,022.79 USDC."""
     engine, events = _crash(backstop_atoms=10_000_000)
+    taken = [(e.taker_account_id, e.via, e.qty_lots) for e in events if isinstance(e, PositionTakenOver)]
     closes = [(e.counterparty_account_id, e.via, e.qty_lots) for e in events if isinstance(e, AutoDeleveraged)]
-    assert closes and closes[0][:2] == (BACKSTOP, 1) and 0 < closes[0][2] < 1000
-    assert [c[:2] for c in closes[1:]] == [(1, 2)] and sum(c[2] for c in closes) == 1000
+    assert taken == [(BACKSTOP, 1, 7)] and closes == [(1, 2, 993)]
+    assert sum(e.charge_atoms for e in events if isinstance(e, AutoDeleveraged)) == 1_022_790_000
+    assert engine.accounts[2].balance_atoms == 0
 
 
 @pytest.mark.parametrize("name", ["default.toml", "replay-btcusdt.toml"])

@@ -261,7 +261,7 @@ class Engine:
             self._integrity_after()
         if self.triggers.armed:  # triggers reached by a price this (or an earlier, capped) command saw
             self._fire_triggers()
-        if risk.touched or risk.marks_changed or risk.queue:
+        if risk.touched or risk.marks_changed or risk.queue or risk.fund_open:
             risk.after_command()
         if self.check_every_command:
             self.check_invariants()
@@ -309,7 +309,8 @@ class Engine:
         if not _is_int(account_id):
             return R.field_type_invalid
         account = self.accounts.get(account_id)
-        return R.account_unknown if account is None else account
+        # Account 0 is the insurance fund's position book (risk engine): no client command reaches it.
+        return R.account_unknown if account is None or account_id == 0 else account
 
     def _deposit(self, cmd: Any) -> None:
         account = self._account(cmd.account_id)
@@ -569,7 +570,7 @@ class Engine:
         """
         account = self.accounts.get(cmd.account_id) if type(cmd.account_id) is int else None
         spec = self.specs.get(cmd.instrument_id) if type(cmd.instrument_id) is int else None
-        if account is None or spec is None:
+        if account is None or spec is None or cmd.account_id == 0:  # 0: the insurance fund (_account)
             return None
         cid, price, qty, side, tif = cmd.client_order_id, cmd.price_ticks, cmd.qty_lots, cmd.side, cmd.time_in_force
         if (type(cid) is int and type(price) is int and type(qty) is int and type(side) is int and type(tif) is int
@@ -787,11 +788,16 @@ class Engine:
         t_acct = self.accounts[taker.account_id]
         m_pos = m_acct.positions[iid]
         t_pos = t_acct.positions[iid]
-        oi_before = (m_pos.size_lots if m_pos.size_lots > 0 else 0) + (t_pos.size_lots if t_pos.size_lots > 0 else 0)
+        m_was, t_was = m_pos.size_lots, t_pos.size_lots
+        oi_before = (m_was if m_was > 0 else 0) + (t_was if t_was > 0 else 0)
         m_pnl = settle_fill(m_acct, m_pos, maker.side * qty_lots, price_ticks, k)
         t_pnl = settle_fill(t_acct, t_pos, taker.side * qty_lots, price_ticks, k)
         oi_after = (m_pos.size_lots if m_pos.size_lots > 0 else 0) + (t_pos.size_lots if t_pos.size_lots > 0 else 0)
         self.open_interest_lots[iid] += oi_after - oi_before
+        if (m_was == 0) != (m_pos.size_lots == 0):  # holders index (risk engine: funding, ADL)
+            self.risk.holding_changed(iid, maker.account_id, m_pos.size_lots)
+        if (t_was == 0) != (t_pos.size_lots == 0):
+            self.risk.holding_changed(iid, taker.account_id, t_pos.size_lots)
         m_acct.balance_atoms -= maker_fee
         t_acct.balance_atoms -= taker_fee
         self.fee_pool_atoms += maker_fee + taker_fee
@@ -1823,6 +1829,8 @@ class Engine:
         b_pnl = settle_fill(b_acct, b_pos, qty_lots, price_ticks, k)
         oi_after = sum(max(p.size_lots, 0) for p in ({id(s_pos): s_pos, id(b_pos): b_pos}).values())
         self.open_interest_lots[iid] += oi_after - oi_before
+        self.risk.holding_changed(iid, sell.account_id, s_pos.size_lots)
+        self.risk.holding_changed(iid, buy.account_id, b_pos.size_lots)
         s_acct.balance_atoms -= s_fee
         b_acct.balance_atoms -= b_fee
         self.fee_pool_atoms += s_fee + b_fee
@@ -2161,7 +2169,8 @@ class Engine:
         Conservation to the atom; long OI = short OI (= tracked OI); books never crossed at rest; every
         live order indexed consistently and the open-order aggregates equal the sum of live orders.
         """
-        net_cash = self.fee_pool_atoms + self.insurance_fund_atoms + self.bonds_escrowed_atoms
+        # The venue's bad-debt account (risk engine) holds minus the losses nobody could absorb.
+        net_cash = self.fee_pool_atoms + self.insurance_fund_atoms + self.bonds_escrowed_atoms - self.risk.bad_debt_atoms
         net_size = dict.fromkeys(self.specs, 0)
         long_oi = dict.fromkeys(self.specs, 0)
         live = 0

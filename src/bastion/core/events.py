@@ -14,8 +14,10 @@ from bastion.core.risk_messages import (
     FundingPaid,
     FundingRateSet,
     IndexPriceSet,
+    InsuranceFundUnwound,
     InsuranceFundUsed,
     PositionLiquidated,
+    PositionTakenOver,
     SocializedLoss,
     VolMultiplierSet,
 )
@@ -27,8 +29,10 @@ __all__ = [
     "FundingPaid",
     "FundingRateSet",
     "IndexPriceSet",
+    "InsuranceFundUnwound",
     "InsuranceFundUsed",
     "PositionLiquidated",
+    "PositionTakenOver",
     "SocializedLoss",
     "AuctionCleared",
     "AuctionIndicative",
@@ -312,6 +316,8 @@ Event = (
     IndexPriceSet
     | PositionLiquidated
     | InsuranceFundUsed
+    | PositionTakenOver
+    | InsuranceFundUnwound
     | AutoDeleveraged
     | SocializedLoss
     | BadDebtRecorded

@@ -10,14 +10,26 @@ A component of :class:`bastion.core.engine.Engine` (``engine.risk``), called at 
   banded around the index: core/risk/mark.py), and a liquidation sweep of that instrument;
 * during matching — :meth:`touch` (an account's balance or position changed), :meth:`on_fill`
   (last trade price) and :meth:`liquidation_fill` (fee of a liquidation IOC fill, to the fund);
-* after the handler — :meth:`after_command`: exact health of every touched account, trigger-index sweeps
-  for instruments whose mark moved, then up to ``liquidations_per_command_max`` liquidations: cancel the
-  account's orders, send a reduce-only IOC at the fillable price (liquidation.py), and if the account is
-  left bankrupt run the loss waterfall (insurance fund → backstop/ADL at the bankruptcy price →
-  socialized loss → bad debt; waterfall.py), each step an event.
+* after the handler — :meth:`after_command`: the insurance fund's inventory (one unwind IOC per
+  instrument and interval, or the fund's own waterfall if a move took its equity below zero), exact
+  health of every touched account, trigger-index sweeps for instruments whose mark moved, then up to
+  ``liquidations_per_command_max`` liquidations: cancel the account's orders, send a reduce-only IOC at
+  the fillable price (liquidation.py), and if the account is left bankrupt run the loss waterfall
+  (insurance fund takeover at the bankruptcy price within its capacity → fund cash → backstop → ADL at
+  the bankruptcy price → ADL at the mark → fund over capacity → socialized loss → venue bad debt;
+  waterfall.py), each step an event.
 
-All state that changes outcomes is in :meth:`canonical` (hashed, snapshotted); the trigger index is
-derived and rebuilt on restore. Integers only; every loop is bounded.
+The insurance fund's positions live on the reserved account :data:`INSURANCE_FUND_ACCOUNT_ID` (0; no
+client command may address it, ``Engine._account``) whose balance is swept into
+``Engine.insurance_fund_atoms`` after every operation, so the fund's equity is that cash plus the
+account's unrealized PnL. The account exists only while the fund holds inventory. Bad debt is a venue
+account with balance ``-bad_debt_atoms``: it enters the conservation identity
+``sum(balance - cost) + fee pool + fund + bonds - bad_debt = deposits - withdrawals``.
+
+All state that changes outcomes is in :meth:`canonical` (hashed, snapshotted); the trigger index and the
+per-instrument holders index (:attr:`holders`, accounts with a non-zero position, maintained by
+:meth:`holding_changed` on every position change and used by funding and ADL) are derived and rebuilt on
+restore. Integers only; every loop is bounded.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from bastion.core.accounts import Account, Position, settle_fill
 from bastion.core.book.base import Order
 from bastion.core.commands import STP, TimeInForce
 from bastion.core.events import CommandRejected, OrderAccepted
+from bastion.core.integrity.states import MarketState
 from bastion.core.rejects import CancelReason, RejectCode
 from bastion.core.risk.funding import (
     FundingConfig,
@@ -60,15 +73,28 @@ from bastion.core.risk.vol_margin import (
     vol_multiplier_ppm,
     volatility_ppm,
 )
-from bastion.core.risk.waterfall import WaterfallConfig, WaterfallPlan, backstop_capacity_lots, plan_waterfall
+from bastion.core.risk.waterfall import (
+    INSURANCE_FUND_ACCOUNT_ID,
+    BadDebtBooked,
+    CloseVia,
+    ForcedClose,
+    FundPayment,
+    SocializedCharge,
+    WaterfallConfig,
+    WaterfallPlan,
+    cash_safe_close_lots,
+    plan_waterfall,
+)
 from bastion.core.risk_messages import (
     AutoDeleveraged,
     BadDebtRecorded,
     FundingPaid,
     FundingRateSet,
     IndexPriceSet,
+    InsuranceFundUnwound,
     InsuranceFundUsed,
     PositionLiquidated,
+    PositionTakenOver,
     SocializedLoss,
     VolMultiplierSet,
 )
@@ -76,7 +102,9 @@ from bastion.core.risk_messages import (
 if TYPE_CHECKING:
     from bastion.core.engine import Engine
 
-__all__ = ["FUNDING_PERIOD_NS", "RiskConfig", "RiskEngine"]
+__all__ = ["FUNDING_PERIOD_NS", "INSURANCE_FUND_ACCOUNT_ID", "RiskConfig", "RiskEngine"]
+
+FUND = INSURANCE_FUND_ACCOUNT_ID
 
 FUNDING_PERIOD_NS = 8 * 3600 * 10**9
 """The funding rate is quoted per 8 hours (Binance, dYdX)."""
@@ -152,6 +180,7 @@ class RiskConfig:
             out.append(["index_max_age_ns", self.index_max_age_ns])
         if self.withdrawal_gate_ns:
             out.append(["withdrawal_gate_ns", self.withdrawal_gate_ns])
+        out.extend(self.waterfall.extras())
         return out
 
     def canonical(self) -> list[Any]:
@@ -172,6 +201,17 @@ class RiskConfig:
         ] + self.extras()
 
 
+class _FundView:
+    """The insurance fund as an account for the planner: its cash as the balance, its inventory."""
+
+    __slots__ = ("account_id", "balance_atoms", "positions")
+
+    def __init__(self, balance_atoms: int, positions: dict[int, Position]) -> None:
+        self.account_id = FUND
+        self.balance_atoms = balance_atoms
+        self.positions = positions
+
+
 class RiskEngine:
     """Per-venue risk state and the steps above (module docstring)."""
 
@@ -189,7 +229,12 @@ class RiskEngine:
         self.last_funding_rate_ppb: dict[int, int] = dict.fromkeys(iids, 0)
         self.throttle: dict[int, ThrottleWindow] = {}
         self.queue: list[int] = []
+        self.queued: set[int] = set()
+        """The accounts in :attr:`queue` (derived: O(1) membership for enqueue and the pre-trade gate)."""
         self.bad_debt_atoms = 0
+        """The venue's bad-debt account: deficits nobody could absorb (its balance is minus this)."""
+        self.fund_unwind_ns: dict[int, int] = {}
+        """Per instrument the fund holds: engine time of its next unwind IOC."""
         # Volatility-scaled margin and the withdrawal gate (state only when configured).
         self.oi_caps: dict[int, int] = dict(config.open_interest_caps)
         self.vol_configs: dict[int, VolMarginConfig] = {iid: v for iid, v in config.vol_margin if iid in engine.specs}
@@ -203,6 +248,10 @@ class RiskEngine:
         """True when :meth:`pre_trade_code` has something to check besides the liquidation queue."""
         # Derived / per-command scratch (not state).
         self.index = LiquidationIndex(engine.specs)
+        self.holders: dict[int, set[int]] = {iid: set() for iid in iids}
+        """Accounts with a non-zero position, per instrument (derived; :meth:`holding_changed`)."""
+        self.fund_open = False
+        """The fund holds inventory: :meth:`after_command` must run every command (derived)."""
         self.stale: set[int] = set()  # accounts whose trigger entries are out of date
         self.touched: set[int] = set()
         self.marks_changed: set[int] = set()
@@ -215,6 +264,14 @@ class RiskEngine:
     def touch(self, account_id: int) -> None:
         """An account's balance or positions changed in this command."""
         self.touched.add(account_id)
+
+    def holding_changed(self, instrument_id: int, account_id: int, size_lots: int) -> None:
+        """An account's position on ``instrument_id`` became ``size_lots`` (call whenever it may have
+        crossed zero: every path that changes a position size calls it; ``check`` verifies)."""
+        if size_lots:
+            self.holders[instrument_id].add(account_id)
+        else:
+            self.holders[instrument_id].discard(account_id)
 
     def on_fill(self, instrument_id: int, price_ticks: int) -> None:
         """The instrument's last trade price (a mark input)."""
@@ -307,9 +364,9 @@ class RiskEngine:
         self._apply_multiplier(iid, multiplier)
         engine._events.append(VolMultiplierSet(iid, multiplier, volatility_ppm(variance)))
         engine.mark_epoch += 1
-        holders = [a for a in engine.accounts.values() if iid in a.positions and a.positions[iid].size_lots]
-        for account in holders:
-            self.index.update(account, engine.marks)
+        for aid in sorted(self.holders[iid]):
+            if aid != FUND:
+                self.index.update(engine.accounts[aid], engine.marks)
         self.marks_changed.add(iid)
 
     def _apply_multiplier(self, iid: int, multiplier: int) -> None:
@@ -320,7 +377,7 @@ class RiskEngine:
 
     def pre_trade_code(self, account_id: int, iid: int, position_lots: int, side: int, qty_lots: int) -> RejectCode | None:
         """Risk gates of an order that may increase risk (not reduce-only): 305, 308, 304; None passes."""
-        if self.queue and account_id in self.queue:
+        if self.queue and account_id in self.queued:
             return RejectCode.account_in_liquidation
         max_age = self.config.index_max_age_ns
         if max_age:
@@ -368,35 +425,44 @@ class RiskEngine:
                 self.next_funding_ns[iid] += self.config.funding.settlement_interval_ns
 
     def _settle_funding(self, iid: int) -> None:
-        """Eager settlement: every holder pays/receives size * mark * k * rate; remainder to the fund."""
+        """Eager settlement: every holder pays/receives size * mark * k * rate; remainder to the fund.
+
+        The holders come from :attr:`holders` (O(holders log holders), not O(accounts)); the fund's own
+        inventory pays or receives like any position, into its cash.
+        """
         engine = self.engine
         premium = self.premium[iid].close()
         rate_8h = funding_rate_ppb(premium, self.config.funding)
         rate = settlement_rate_ppb(rate_8h, self.config.funding.settlement_interval_ns)
         self.last_funding_rate_ppb[iid] = rate_8h
-        holders = [(aid, acc.positions[iid].size_lots) for aid, acc in sorted(engine.accounts.items())
-                   if iid in acc.positions and acc.positions[iid].size_lots]
+        accounts = engine.accounts
+        holders = [(aid, accounts[aid].positions[iid].size_lots) for aid in sorted(self.holders[iid])]
         assert len(holders) <= FUNDING_HOLDERS_MAX
         mark = engine.marks[iid]
-        settlement = funding_payments(iid, holders, mark, engine.specs[iid].atoms_per_tick_lot, rate, 0)
+        settlement = funding_payments(iid, holders, mark, engine.specs[iid].atoms_per_tick_lot, rate, FUND)
         engine._events.append(FundingRateSet(iid, premium, rate_8h, rate, mark, settlement.remainder_atoms))
         for payment in settlement.payments:
-            engine.accounts[payment.account_id].balance_atoms += payment.amount_atoms
+            accounts[payment.account_id].balance_atoms += payment.amount_atoms
             engine._events.append(FundingPaid(iid, payment.account_id, payment.amount_atoms))
             self.touch(payment.account_id)
         engine.insurance_fund_atoms += settlement.remainder_atoms
+        self._sweep_fund()
         engine.mark_epoch += 1  # balances moved without a margin check: re-check every maker's fills
 
     # ------------------------------------------------------------------ liquidation (after the handler)
 
     def after_command(self) -> None:
-        """Health of touched accounts, sweeps of moved marks, then the bounded liquidation queue."""
+        """The fund's inventory, health of touched accounts, sweeps of moved marks, then the bounded
+        liquidation queue; finally the fund account is pruned when flat."""
         engine = self.engine
+        if self.fund_open:
+            self._manage_fund()
         if self.touched:
             for aid in sorted(self.touched):
+                if aid == FUND:
+                    continue
                 self.stale.add(aid)
-                account = engine.accounts[aid]
-                if account_health(account, engine.specs, engine.marks).liquidatable:
+                if self._needs_liquidation(engine.accounts[aid]):
                     self._enqueue(aid)
             self.touched.clear()
         if self.marks_changed:
@@ -409,10 +475,21 @@ class RiskEngine:
             self.index.refresh_pending(engine.marks)
         if self.queue:
             self._process_queue()
+        if self.fund_open or FUND in engine.accounts:
+            self._prune_fund()
+
+    def _needs_liquidation(self, account: Account) -> bool:
+        """Below maintenance, or flat with a negative balance (a loss the waterfall must absorb)."""
+        engine = self.engine
+        if account_health(account, engine.specs, engine.marks).liquidatable:
+            return True
+        return account.balance_atoms < 0 and not any(p.size_lots for p in account.positions.values())
 
     def _refresh_stale(self) -> None:
         engine = self.engine
         for aid in sorted(self.stale):
+            if aid == FUND:
+                continue
             account = engine.accounts[aid]
             if any(p.size_lots for p in account.positions.values()):
                 self.index.update(account, engine.marks)
@@ -421,8 +498,9 @@ class RiskEngine:
         self.stale.clear()
 
     def _enqueue(self, account_id: int) -> None:
-        if account_id not in self.queue:
+        if account_id not in self.queued and account_id != FUND:
             self.queue.append(account_id)
+            self.queued.add(account_id)
 
     def _paused(self, account: Account) -> bool:
         return any(self.liquidations_paused.get(iid, False) for iid, p in account.positions.items() if p.size_lots)
@@ -439,7 +517,10 @@ class RiskEngine:
         mark, an ADL charge): those are re-checked at once and, while the budget lasts, liquidated in the
         same command rather than left for the next one. Each account gets at most one step per command
         (a partial liquidation's next step waits for the next command, as the per-interval throttle
-        intends). Accounts left queued (budget spent, oracle pause) are retried on the next command.
+        intends). Accounts left queued (budget spent, oracle pause, throttle) are retried on the next
+        command. The budget counts steps that did something (an IOC or the waterfall): an account the
+        per-interval throttle holds back costs one cheap check, not a budget slot, so it cannot starve
+        the accounts behind it.
         """
         engine = self.engine
         budget = self.config.liquidation.liquidations_per_command_max
@@ -452,47 +533,60 @@ class RiskEngine:
                 if budget == 0 or aid in attempted or self._paused(account):
                     keep.append(aid)
                     continue
-                budget -= 1
                 attempted.add(aid)
                 stepped = True
-                if self._liquidate(account):
+                needs_more, worked = self._liquidate(account)
+                if worked:
+                    budget -= 1
+                if needs_more:
                     keep.append(aid)
             self.queue = keep
+            self.queued = set(keep)
             fresh = False
             if self.touched:  # counterparties and the liquidated accounts: re-check at once
                 for aid in sorted(self.touched):
+                    if aid == FUND:
+                        continue
                     self.stale.add(aid)
-                    if aid not in self.queue and account_health(engine.accounts[aid], engine.specs,
-                                                                engine.marks).liquidatable:
+                    if aid not in self.queued and self._needs_liquidation(engine.accounts[aid]):
                         self.queue.append(aid)
+                        self.queued.add(aid)
                         fresh = fresh or aid not in attempted
                 self.touched.clear()
             if not (stepped and fresh and budget > 0):
                 return
 
-    def _liquidate(self, account: Account) -> bool:
-        """One liquidation step; returns True while the account still needs liquidating."""
+    def _liquidate(self, account: Account) -> tuple[bool, bool]:
+        """One liquidation step; returns (the account still needs liquidating, an IOC was sent or the
+        waterfall ran)."""
         engine = self.engine
         if engine.liquidation_pending(account.account_id):
-            return True  # batch market: the step's IOC waits for its clearing (Engine._execute_liquidation)
+            return True, False  # batch market: the step's IOC waits for its clearing (Engine._execute_liquidation)
+        cfg = self.config.liquidation
+        allowance = liquidation_allowance_atoms(self.throttle.get(account.account_id), engine.now_ns, cfg)
+        if allowance == 0:  # throttled this interval: only a bankrupt account (never throttled) has a step
+            held = account_health(account, engine.specs, engine.marks)
+            if held.equity_atoms > 0:
+                return held.liquidatable, False
         for order in list(account.orders.values()):
             engine._cancel_resting(order, CancelReason.liquidation)
         engine._cancel_triggers(account.account_id, 0, CancelReason.liquidation)  # its stops go too
-        cfg = self.config.liquidation
-        allowance = liquidation_allowance_atoms(self.throttle.get(account.account_id), engine.now_ns, cfg)
         plan = plan_liquidation(account, engine.specs, engine.marks, cfg, allowance)
+        worked = plan is not None
         if plan is not None:
             self._send_ioc(account, plan)
         health = account_health(account, engine.specs, engine.marks)
         has_positions = any(p.size_lots for p in account.positions.values())
-        if (has_positions and health.equity_atoms <= 0) or account.balance_atoms < 0:
-            # Bankrupt with positions left, or closed out flat below zero (the book filled the IOC at
-            # its bankruptcy price, rounded against the account): the fund covers the deficit first.
+        if (health.equity_atoms <= 0) if has_positions else (account.balance_atoms < 0):
+            # Bankrupt with positions left (the book could not absorb them), or closed out flat below zero
+            # (a fill at the bankruptcy price rounded against the account): the loss waterfall.
             self._waterfall(account)
+            worked = True
             health = account_health(account, engine.specs, engine.marks)
             has_positions = any(p.size_lots for p in account.positions.values())
-        self.touch(account.account_id)
-        return has_positions and health.liquidatable
+        if worked:  # a throttled account changed nothing: no re-check, no re-index
+            self.touch(account.account_id)
+        return has_positions and health.liquidatable, worked
 
     def _send_ioc(self, account: Account, plan: LiquidationOrder) -> None:
         engine = self.engine
@@ -512,10 +606,20 @@ class RiskEngine:
                                                             self._filled_notional, self.config.liquidation)
 
     def liquidation_fill(self, taker: Order, qty_lots: int, price_ticks: int) -> None:
-        """Called by ``Engine.on_trade`` for fills of the active liquidation IOC: fee to the fund."""
-        plan = self.active_plan
-        assert plan is not None and taker.order_id == self.active_order_id
+        """Called by ``Engine.on_trade`` for fills of the active internal IOC: a liquidation IOC pays its
+        fee to the fund; a fill of the fund's unwind IOC moves its realized PnL into the fund's cash."""
         engine = self.engine
+        plan = self.active_plan
+        assert taker.order_id == self.active_order_id
+        if plan is None:
+            assert taker.account_id == FUND
+            fund = engine.accounts[FUND]
+            realized = fund.balance_atoms
+            self._sweep_fund()
+            engine._events.append(InsuranceFundUnwound(taker.instrument_id, qty_lots, price_ticks, realized,
+                                                       engine.insurance_fund_atoms,
+                                                       fund.positions[taker.instrument_id].size_lots))
+            return
         k = engine.specs[plan.instrument_id].atoms_per_tick_lot
         fee, payout = liquidation_fee_atoms(plan, qty_lots, price_ticks, k, self.config.liquidation.fee_ppm)
         assert payout == 0, "a liquidation IOC never fills beyond its bankruptcy price"
@@ -529,67 +633,231 @@ class RiskEngine:
 
     # ------------------------------------------------------------------ the loss waterfall
 
+    def _fund_view(self) -> _FundView:
+        """The fund as the waterfall planner sees it: cash = ``insurance_fund_atoms``, its inventory."""
+        fund = self.engine.accounts.get(FUND)
+        assert fund is None or fund.balance_atoms == 0, "fund account cash is swept after every operation"
+        return _FundView(self.engine.insurance_fund_atoms, {} if fund is None else fund.positions)
+
+    def _holders_list(self, iid: int, exclude: int) -> list[Account]:
+        """Accounts holding ``iid`` (from the holders index, by id), ``exclude`` and the fund left out."""
+        accounts = self.engine.accounts
+        return [accounts[a] for a in sorted(self.holders[iid]) if a != exclude and a != FUND]
+
+    def _pool(self, iids: list[int], exclude: int) -> list[Account]:
+        """The socialization pool: holders of ``iids``, lowest ids first, at most ``socialized_accounts_max``."""
+        ids: set[int] = set()
+        for iid in iids:
+            ids |= self.holders[iid]
+        ids.discard(exclude)
+        ids.discard(FUND)
+        accounts = self.engine.accounts
+        return [accounts[a] for a in sorted(ids)[: self.config.waterfall.socialized_accounts_max]]
+
     def _waterfall(self, account: Account) -> None:
+        """Plan and apply the loss waterfall of a bankrupt account (waterfall.py). The holders index is
+        read only if ADL or socialization is reached: O(holders of its instruments) then, O(1) when the
+        fund takes everything."""
         engine = self.engine
-        iids = [iid for iid, p in account.positions.items() if p.size_lots]
-        counterparties = {
-            iid: [a for a in engine.accounts.values()
-                  if a is not account and iid in a.positions and a.positions[iid].size_lots]
-            for iid in iids
-        }
-        pool_ids = sorted({a.account_id for accs in counterparties.values() for a in accs})
-        pool = [engine.accounts[a] for a in pool_ids[: self.config.waterfall.socialized_accounts_max]]
-        backstop = engine.accounts.get(self.config.backstop_account_id) if self.config.backstop_account_id else None
-        capacity: dict[int, int] | None = None
-        if backstop is not None and backstop is not account:
-            capacity = {iid: backstop_capacity_lots(backstop, iid, account.positions[iid].size_lots, engine.specs,
-                                                    engine.marks, self.config.liquidation.buffer_ppm)
-                        for iid in iids}
+        aid = account.account_id
+        iids = sorted(iid for iid, p in account.positions.items() if p.size_lots)
+        backstop_id = self.config.backstop_account_id
+        backstop = engine.accounts.get(backstop_id) if backstop_id and backstop_id != FUND else None
         if account_health(account, engine.specs, engine.marks).equity_atoms < 0:
             self.negative_equity_seen_ns = engine.now_ns
-        plan = plan_waterfall(account, engine.specs, engine.marks, engine.insurance_fund_atoms, counterparties, pool,
-                              self.config.waterfall, backstop if capacity is not None else None, capacity)
-        self._apply_waterfall(account, plan)
+        plan = plan_waterfall(account, engine.specs, engine.marks, self._fund_view(),
+                              lambda iid: self._holders_list(iid, aid), lambda: self._pool(iids, aid),
+                              self.config.waterfall, backstop)
+        self._apply_plan(plan)
 
-    def _apply_waterfall(self, account: Account, plan: WaterfallPlan) -> None:
+    def _fund_waterfall(self) -> None:
+        """The fund's equity (cash + uPnL) fell below zero: its inventory goes through ADL at the fund's
+        bankruptcy price, socialized loss and bad debt (waterfall.py, steps 3-8)."""
+        engine = self.engine
+        view = self._fund_view()
+        iids = sorted(iid for iid, p in view.positions.items() if p.size_lots)
+        backstop_id = self.config.backstop_account_id
+        backstop = engine.accounts.get(backstop_id) if backstop_id and backstop_id != FUND else None
+        self.negative_equity_seen_ns = engine.now_ns
+        plan = plan_waterfall(view, engine.specs, engine.marks, view, lambda iid: self._holders_list(iid, FUND),
+                              lambda: self._pool(iids, FUND), self.config.waterfall, backstop)
+        self._apply_plan(plan)
+
+    def _credit(self, account_id: int, amount_atoms: int) -> None:
+        """Cash to an account (negative: from it); the fund's cash is ``insurance_fund_atoms``."""
+        if account_id == FUND:
+            self.engine.insurance_fund_atoms += amount_atoms
+        else:
+            self.engine.accounts[account_id].balance_atoms += amount_atoms
+
+    def _fund_account(self) -> Account:
+        """The fund's position account, created on its first takeover (client ids start at 1)."""
+        engine = self.engine
+        fund = engine.accounts.get(FUND)
+        if fund is None:
+            fund = engine.accounts[FUND] = Account(FUND, 0)
+        return fund
+
+    def _apply_plan(self, plan: WaterfallPlan) -> None:
         """Apply a waterfall plan with the engine's settlement arithmetic, OI bookkeeping and events."""
         engine = self.engine
         events = engine._events
-        for close in plan.closes:
-            iid = close.instrument_id
-            k = engine.specs[iid].atoms_per_tick_lot
-            other = engine.accounts[close.counterparty_id]
-            mine = account.positions[iid]
-            theirs = other.positions.get(iid)
-            if theirs is None:
-                theirs = other.positions[iid] = Position()
-            oi_before = max(mine.size_lots, 0) + max(theirs.size_lots, 0)
-            settle_fill(account, mine, -close.account_side * close.qty_lots, close.price_ticks, k)
-            pnl = settle_fill(other, theirs, close.account_side * close.qty_lots, close.price_ticks, k)
-            engine.open_interest_lots[iid] += max(mine.size_lots, 0) + max(theirs.size_lots, 0) - oi_before
-            other.balance_atoms -= close.charge_atoms
-            account.balance_atoms += close.charge_atoms
-            events.append(AutoDeleveraged(iid, account.account_id, other.account_id, close.qty_lots, close.price_ticks,
-                                          int(close.via), close.charge_atoms, pnl))
+        aid = plan.account_id
+        for step in plan.steps:
+            if isinstance(step, ForcedClose):
+                self._apply_close(step)
+            elif isinstance(step, FundPayment):
+                self._credit(FUND, -step.amount_atoms)
+                self._credit(aid, step.amount_atoms)
+                events.append(InsuranceFundUsed(aid, step.amount_atoms, engine.insurance_fund_atoms))
+            elif isinstance(step, SocializedCharge):
+                self._credit(step.account_id, -step.amount_atoms)
+                self._credit(aid, step.amount_atoms)
+                events.append(SocializedLoss(step.account_id, aid, step.amount_atoms))
+                self.touch(step.account_id)
+            else:
+                assert isinstance(step, BadDebtBooked)
+                self._sweep_fund(book_shortfall=False)  # the fund's realized PnL first: the booking is of its cash
+                self._credit(step.account_id, step.amount_atoms)
+                self.bad_debt_atoms += step.amount_atoms
+                events.append(BadDebtRecorded(step.account_id, step.amount_atoms, self.bad_debt_atoms))
+        self._sweep_fund()
+        if engine._touched:
+            engine._resize_reduce_only()
+        engine.mark_epoch += 1  # charges and socialized losses moved cash without a margin check
+
+    def _apply_close(self, close: ForcedClose) -> None:
+        """One forced close at the mark (settle_fill on both sides) plus its charge, and its events."""
+        engine = self.engine
+        iid = close.instrument_id
+        k = engine.specs[iid].atoms_per_tick_lot
+        me = engine.accounts[close.account_id]
+        other = self._fund_account() if close.counterparty_id == FUND else engine.accounts[close.counterparty_id]
+        mine = me.positions[iid]
+        theirs = other.positions.get(iid)
+        if theirs is None:
+            theirs = other.positions[iid] = Position()
+        oi_before = max(mine.size_lots, 0) + max(theirs.size_lots, 0)
+        settle_fill(me, mine, -close.account_side * close.qty_lots, close.price_ticks, k)
+        pnl = settle_fill(other, theirs, close.account_side * close.qty_lots, close.price_ticks, k)
+        engine.open_interest_lots[iid] += max(mine.size_lots, 0) + max(theirs.size_lots, 0) - oi_before
+        self.holding_changed(iid, me.account_id, mine.size_lots)
+        self.holding_changed(iid, other.account_id, theirs.size_lots)
+        if other.account_id == FUND or me.account_id == FUND:
+            self._sweep_fund(book_shortfall=False)  # realized PnL of its inventory into its cash (plan-checked)
+        self._credit(other.account_id, -close.charge_atoms)
+        self._credit(me.account_id, close.charge_atoms)
+        if close.via == CloseVia.INSURANCE_FUND or close.via == CloseVia.BACKSTOP:
+            engine._events.append(PositionTakenOver(iid, me.account_id, other.account_id, close.qty_lots,
+                                                    close.price_ticks, close.charge_atoms, int(close.via),
+                                                    close.over_capacity))
+            if close.via == CloseVia.INSURANCE_FUND and close.charge_atoms:
+                engine._events.append(InsuranceFundUsed(me.account_id, close.charge_atoms, engine.insurance_fund_atoms))
+        else:
+            engine._events.append(AutoDeleveraged(iid, me.account_id, other.account_id, close.qty_lots,
+                                                  close.price_ticks, int(close.via), close.charge_atoms, pnl))
+        if other.account_id == FUND:
+            if iid not in self.fund_unwind_ns:
+                self.fund_unwind_ns[iid] = engine.now_ns + self.config.waterfall.fund_unwind_interval_ns
+            self.fund_open = True
+        else:
             self.touch(other.account_id)
             if theirs.reduce_only_count or (other.account_id, iid) in engine.triggers.position_keys:
                 engine._touched.append((other, iid))
-        if plan.insurance_delta_atoms:
-            account.balance_atoms -= plan.insurance_delta_atoms
-            engine.insurance_fund_atoms += plan.insurance_delta_atoms
-            events.append(InsuranceFundUsed(account.account_id, -plan.insurance_delta_atoms,
-                                            engine.insurance_fund_atoms))
-        for charge in plan.socialized:
-            engine.accounts[charge.account_id].balance_atoms -= charge.amount_atoms
-            account.balance_atoms += charge.amount_atoms
-            events.append(SocializedLoss(charge.account_id, account.account_id, charge.amount_atoms))
-            self.touch(charge.account_id)
-        if plan.bad_debt_atoms:
-            self.bad_debt_atoms += plan.bad_debt_atoms
-            events.append(BadDebtRecorded(account.account_id, plan.bad_debt_atoms))
-        if engine._touched:
-            engine._resize_reduce_only()
-        engine.mark_epoch += 1  # ADL charges and socialized losses moved cash without a margin check
+
+    # ------------------------------------------------------------------ the insurance fund's inventory
+
+    def _sweep_fund(self, book_shortfall: bool = True) -> None:
+        """Move the fund account's realized PnL into the fund's cash; a shortfall below zero (only a price
+        gap beyond everything the waterfall could place) goes to the venue's bad-debt account, unless the
+        caller books it itself (``book_shortfall`` False: a plan's ``BadDebtBooked`` step follows)."""
+        engine = self.engine
+        fund = engine.accounts.get(FUND)
+        if fund is None or fund.balance_atoms == 0:
+            return
+        engine.insurance_fund_atoms += fund.balance_atoms
+        fund.balance_atoms = 0
+        if book_shortfall and engine.insurance_fund_atoms < 0:
+            debt = -engine.insurance_fund_atoms
+            engine.insurance_fund_atoms = 0
+            self.bad_debt_atoms += debt
+            engine._events.append(BadDebtRecorded(FUND, debt, self.bad_debt_atoms))
+
+    def _manage_fund(self) -> None:
+        """Once per command while the fund holds inventory: its own waterfall if its equity is below zero
+        (unless an instrument it holds has liquidations paused), else one unwind IOC per instrument whose
+        interval has passed (bounded by the instrument count)."""
+        engine = self.engine
+        fund = engine.accounts.get(FUND)
+        if fund is None:
+            return
+        if account_health(self._fund_view(), engine.specs, engine.marks).equity_atoms < 0:
+            if not self._paused(fund):  # an oracle pause holds the fund's waterfall like any liquidation
+                self._fund_waterfall()
+            return
+        for iid in sorted(self.fund_unwind_ns):
+            pos = fund.positions.get(iid)
+            if pos is None or pos.size_lots == 0 or engine.now_ns < self.fund_unwind_ns[iid]:
+                continue
+            if self.liquidations_paused.get(iid, False):
+                continue
+            if not engine._integrity_idle and engine.integ[iid].status.state != MarketState.ACTIVE:
+                continue
+            if self._unwind(fund, iid, pos):
+                self.fund_unwind_ns[iid] = engine.now_ns + self.config.waterfall.fund_unwind_interval_ns
+
+    def _unwind(self, fund: Account, iid: int, pos: Position) -> bool:
+        """A reduce-only IOC of the fund: ``fund_unwind_fraction_ppm`` of its inventory (>= 1 lot) at a
+        limit ``fund_unwind_slippage_ppm`` through the mark, no more lots than its cash can lose there;
+        skipped (no order, no state change) when the book has nothing within the limit. Taker fee 0 (like
+        a liquidation IOC). Returns whether an order was sent."""
+        engine = self.engine
+        cfg = self.config.waterfall
+        spec = engine.specs[iid]
+        mark = engine.marks[iid]
+        size = pos.size_lots
+        side = -1 if size > 0 else 1
+        want = min(abs(size), max(1, -(-abs(size) * cfg.fund_unwind_fraction_ppm // 1_000_000)), spec.max_order_lots)
+        if side < 0:
+            limit = max(1, -(-mark * (1_000_000 - cfg.fund_unwind_slippage_ppm) // 1_000_000))
+        else:
+            limit = min(spec.price_ticks_max, mark * (1_000_000 + cfg.fund_unwind_slippage_ppm) // 1_000_000)
+        book = engine.books[iid]
+        best = book.best_bid() if side < 0 else book.best_ask()
+        if best is None or (best < limit if side < 0 else best > limit):
+            return False  # nothing fillable within the limit: no order, no events
+        qty = cash_safe_close_lots(engine.insurance_fund_atoms, size, pos.cost_atoms, limit,
+                                   spec.atoms_per_tick_lot, want)
+        if qty <= 0:
+            return False
+        order = Order(engine.next_order_id, FUND, iid, 0, side, limit, qty, int(TimeInForce.IOC), False, True,
+                      int(STP.EXPIRE_MAKER), 0)
+        engine.next_order_id += 1
+        engine._track(fund, order)
+        engine._events.append(OrderAccepted(order.order_id, FUND, iid, 0, side, limit, qty, int(TimeInForce.IOC)))
+        self.active_order_id, self.active_plan = order.order_id, None
+        engine._execute(order, spec)
+        self.active_order_id = 0
+        return True
+
+    def _prune_fund(self) -> None:
+        """Drop the fund's flat positions, their unwind timers and, when it holds nothing, its account."""
+        engine = self.engine
+        fund = engine.accounts.get(FUND)
+        for iid in sorted(self.fund_unwind_ns):
+            held = None if fund is None else fund.positions.get(iid)
+            if held is None or held.size_lots == 0:
+                del self.fund_unwind_ns[iid]
+        if fund is None:
+            self.fund_open = False
+            return
+        for iid in sorted(fund.positions):
+            if fund.positions[iid].is_idle():
+                del fund.positions[iid]
+        if not fund.positions and not fund.orders:
+            assert fund.balance_atoms == 0
+            del engine.accounts[FUND]
+        self.fund_open = any(p.size_lots for p in fund.positions.values())
 
     # ------------------------------------------------------------------ state
 
@@ -611,20 +879,27 @@ class RiskEngine:
         ] + self._extra_state()
 
     def _extra_state(self) -> list[Any]:
-        """Volatility and withdrawal-gate state: present only when configured (hashes of venues without
-        them are unchanged)."""
-        if not self.vol_configs and not self.config.withdrawal_gate_ns:
-            return []
-        vol = [[iid, self.vol_variance[iid], self.vol_last_index[iid], self.vol_next_sample_ns[iid],
-                self.vol_multiplier_ppm[iid]] for iid in sorted(self.vol_configs)]
-        return [[vol, self.negative_equity_seen_ns]]
+        """Volatility and withdrawal-gate state, and the fund's unwind timers: present only when
+        configured / non-empty (hashes of venues without them are unchanged)."""
+        out: list[Any] = []
+        if self.vol_configs or self.config.withdrawal_gate_ns:
+            vol = [[iid, self.vol_variance[iid], self.vol_last_index[iid], self.vol_next_sample_ns[iid],
+                    self.vol_multiplier_ppm[iid]] for iid in sorted(self.vol_configs)]
+            out.append([vol, self.negative_equity_seen_ns])
+        if self.fund_unwind_ns:
+            out.append(["fund_unwind_ns", [[iid, t] for iid, t in sorted(self.fund_unwind_ns.items())]])
+        return out
 
     def restore(self, data: list[Any]) -> None:
-        """Inverse of :meth:`canonical` (after the engine's accounts were restored); rebuilds the index."""
+        """Inverse of :meth:`canonical` (after the engine's accounts were restored); rebuilds the trigger
+        index and the holders index."""
         (index_prices, index_times, paused, last_trade, marks, premium, next_funding, last_rate, throttle, queue,
          bad_debt) = data[:11]
-        if len(data) > 11:
-            vol, self.negative_equity_seen_ns = data[11]
+        for extra in data[11:]:
+            if extra and extra[0] == "fund_unwind_ns":
+                self.fund_unwind_ns = {iid: t for iid, t in extra[1]}
+                continue
+            vol, self.negative_equity_seen_ns = extra
             for iid, variance, last_index, next_sample, multiplier in vol:
                 self.vol_variance[iid], self.vol_last_index[iid] = variance, last_index
                 self.vol_next_sample_ns[iid], self.vol_multiplier_ppm[iid] = next_sample, multiplier
@@ -646,25 +921,66 @@ class RiskEngine:
         self.last_funding_rate_ppb = dict(last_rate)
         self.throttle = {aid: ThrottleWindow(start, used) for aid, start, used in throttle}
         self.queue = list(queue)
+        self.queued = set(self.queue)
         self.bad_debt_atoms = bad_debt
         engine = self.engine
-        self.index.bulk_load([a for a in engine.accounts.values() if any(p.size_lots for p in a.positions.values())],
-                             engine.marks)
+        self.holders = self._holders_from_accounts()
+        fund = engine.accounts.get(FUND)
+        self.fund_open = fund is not None and any(p.size_lots for p in fund.positions.values())
+        self.index.bulk_load([a for aid, a in engine.accounts.items()
+                              if aid != FUND and any(p.size_lots for p in a.positions.values())], engine.marks)
+
+    def _holders_from_accounts(self) -> dict[int, set[int]]:
+        """The holders index recomputed from the accounts (restore; the invariant check compares)."""
+        holders: dict[int, set[int]] = {iid: set() for iid in self.engine.specs}
+        for aid, account in self.engine.accounts.items():
+            for iid, pos in account.positions.items():
+                if pos.size_lots:
+                    holders[iid].add(aid)
+        return holders
 
     def check(self) -> list[str]:
-        """Risk invariants (tests, verifier): returns the broken ones, empty when all hold."""
+        """Risk invariants (tests, verifier): returns the broken ones, empty when all hold. O(accounts).
+
+        The fund's cash and the bad-debt account are >= 0; the fund account holds no unswept cash and
+        exists only with inventory; no flat account has a negative balance (every loss was absorbed by
+        the waterfall); no account is below maintenance without a pending liquidation; the holders index
+        equals the accounts' positions.
+        """
         engine = self.engine
         broken: list[str] = []
         if engine.insurance_fund_atoms < 0:
             broken.append("insurance fund negative")
-        negative = sum(-a.balance_atoms for a in engine.accounts.values() if a.balance_atoms < 0)
-        if negative > self.bad_debt_atoms:
-            broken.append(f"negative balances {negative} exceed recorded bad debt {self.bad_debt_atoms}")
+        if self.bad_debt_atoms < 0:
+            broken.append("bad debt negative")
+        fund = engine.accounts.get(FUND)
+        if fund is not None:
+            has_inventory = any(p.size_lots for p in fund.positions.values())
+            if fund.balance_atoms != 0:
+                broken.append(f"fund account holds {fund.balance_atoms} unswept atoms")
+            if not has_inventory and not fund.orders:
+                broken.append("idle fund account not pruned")
+            if FUND in self.queue or FUND in self.index:
+                broken.append("fund account in the liquidation queue or index")
+        inventory = set() if fund is None else {iid for iid, p in fund.positions.items() if p.size_lots}
+        if self.fund_open != bool(inventory):
+            broken.append("fund_open flag disagrees with the fund's inventory")
+        if not set(self.fund_unwind_ns) <= inventory:
+            broken.append("fund unwind timer for an instrument the fund does not hold")
         queued = set(self.queue)
+        if queued != self.queued or len(queued) != len(self.queue):
+            broken.append("liquidation queue and its membership set disagree (or hold duplicates)")
         for aid, account in engine.accounts.items():
+            if aid == FUND:
+                continue
+            if account.balance_atoms < 0 and not any(p.size_lots for p in account.positions.values()):
+                broken.append(f"account {aid} is flat with a negative balance {account.balance_atoms}")
+                break
             if aid in queued or self._paused(account):
                 continue
             if account_health(account, engine.specs, engine.marks).liquidatable:
                 broken.append(f"account {aid} below maintenance margin without a pending liquidation")
                 break
+        if self.holders != self._holders_from_accounts():
+            broken.append("holders index disagrees with the positions")
         return broken

@@ -15,7 +15,9 @@ __all__ = [
     "FundingRateSet",
     "IndexPriceSet",
     "InsuranceFundUsed",
+    "InsuranceFundUnwound",
     "PositionLiquidated",
+    "PositionTakenOver",
     "SetOraclePrice",
     "SocializedLoss",
     "VolMultiplierSet",
@@ -67,15 +69,48 @@ class PositionLiquidated(msgspec.Struct, tag="position_liquidated", **_opts):
 
 
 class InsuranceFundUsed(msgspec.Struct, tag="insurance_fund_used", **_opts):
-    """``amount_atoms`` > 0: the fund paid a bankrupt account's deficit; < 0: it collected residual equity."""
+    """The fund's cash paid ``amount_atoms`` (> 0) of a bankrupt account's deficit: the deficit share of
+    lots it took over (after the ``PositionTakenOver``) or a cash payment. ``insurance_fund_atoms``: its
+    cash after."""
 
     account_id: int
     amount_atoms: int
     insurance_fund_atoms: int
 
 
+class PositionTakenOver(msgspec.Struct, tag="position_taken_over", **_opts):
+    """The insurance fund (``taker_account_id`` 0) or the backstop took ``qty_lots`` of a bankrupt
+    account's position at the bankruptcy price: at the mark ``price_ticks`` plus ``charge_atoms`` (the
+    lots' deficit share, paid by the taker to the account). ``via``: ``CloseVia`` (1 backstop, 3 fund);
+    ``over_capacity``: the fund took lots nobody else could (charge 0; the deficit went on)."""
+
+    instrument_id: int
+    account_id: int
+    taker_account_id: int
+    qty_lots: int
+    price_ticks: int
+    charge_atoms: int
+    via: int
+    over_capacity: bool
+
+
+class InsuranceFundUnwound(msgspec.Struct, tag="insurance_fund_unwound", **_opts):
+    """One fill of the fund's reduce-only unwind IOC (its ``TradeExecuted`` comes first).
+    ``realized_pnl_atoms`` went to the fund's cash (``insurance_fund_atoms`` after);
+    ``inventory_lots``: the fund's signed position left on the instrument."""
+
+    instrument_id: int
+    qty_lots: int
+    price_ticks: int
+    realized_pnl_atoms: int
+    insurance_fund_atoms: int
+    inventory_lots: int
+
+
 class AutoDeleveraged(msgspec.Struct, tag="auto_deleveraged", **_opts):
-    """A forced close at the mark between a bankrupt account and a counterparty (backstop or ADL)."""
+    """A forced close at the mark between a bankrupt account and an opposite position (ADL). ``via``:
+    ``CloseVia`` 2 at the bankruptcy price (the counterparty pays ``charge_atoms``, the lots' deficit
+    share), 4 at the mark (it could not pay; charge 0)."""
 
     instrument_id: int
     account_id: int
@@ -94,8 +129,13 @@ class SocializedLoss(msgspec.Struct, tag="socialized_loss", **_opts):
 
 
 class BadDebtRecorded(msgspec.Struct, tag="bad_debt_recorded", **_opts):
+    """``amount_atoms`` of ``account_id``'s deficit nobody could absorb, booked to the venue's bad-debt
+    account (``bad_debt_total_atoms`` after); the account was credited to zero. ``account_id`` 0: the
+    insurance fund's cash would have gone negative."""
+
     account_id: int
     amount_atoms: int
+    bad_debt_total_atoms: int
 
 
 class FundingRateSet(msgspec.Struct, tag="funding_rate_set", **_opts):

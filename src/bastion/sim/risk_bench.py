@@ -16,6 +16,14 @@ measures, single-threaded with the cyclic GC off (as ``bastion.bench`` does):
 The re-snapshot of multi-position false alarms (``refresh_pending``), which the engine runs after the
 command's liquidations, is timed separately (``refresh_ms_*``).
 
+``bench_liquidation_engine`` (workload ``liquidation_engine``) measures the same thing through the real
+engine: ``Engine.apply(SetOraclePrice)`` from the oracle command to the last liquidation IOC of the
+command (mark = index, every liquidatable account processed in that command), on a population of engine
+accounts holding BTC positions (long/short pairs, so open interest balances), with an LP ladder in the
+book that the IOCs fill against. The population is written straight into an engine and then passed
+through ``Engine.snapshot`` / ``Engine.restore``, which rebuilds every derived index (trigger index,
+holders) and checks every invariant before the clock starts.
+
 Time is read with ``time.perf_counter_ns`` here in the shell; the core stays clock-free.
 """
 
@@ -36,7 +44,7 @@ from bastion.core.risk import (
     sweep_liquidations,
 )
 
-__all__ = ["bench_liquidation_sweep"]
+__all__ = ["bench_liquidation_engine", "bench_liquidation_sweep"]
 
 
 class _Pos:
@@ -179,9 +187,146 @@ def bench_liquidation_sweep(n_accounts: int = 1_000_000, liquidatable_fraction: 
     }
 
 
+def _engine_population(engine: Any, n: int, rng: random.Random) -> None:
+    """Write ``n`` accounts (ids 1..n) with BTC positions into ``engine``: pairs of the same size, one long
+    and one short, entries within +-40 % of the initial margin of the mark, balance = notional / leverage."""
+    from bastion.core.accounts import Account, Position
+
+    spec = engine.specs[1]
+    k, mark = spec.atoms_per_tick_lot, spec.reference_price_ticks
+    net_cash = 0
+    for pair in range(n // 2):
+        lots = rng.randint(1, 5_000)
+        for account_id, size in ((2 * pair + 1, lots), (2 * pair + 2, -lots)):
+            leverage = rng.randint(2, 50)
+            offset_ppm = rng.randint(-400_000 // leverage, 400_000 // leverage)
+            entry = mark * (1_000_000 + offset_ppm) // 1_000_000
+            account = Account(account_id, account_id)
+            account.balance_atoms = abs(size) * entry * k // leverage
+            pos = Position()
+            pos.size_lots, pos.cost_atoms = size, size * entry * k
+            account.positions[1] = pos
+            engine.accounts[account_id] = account
+            net_cash += account.balance_atoms - pos.cost_atoms
+    engine.deposits_total_atoms += net_cash  # the population's cash, as if deposited
+
+
+def bench_liquidation_engine(n_accounts: int = 200_000, liquidatable_fraction: float = 0.001,
+                             iterations: int = 60, seed: int = 20240808,
+                             liquidations_per_command_max: int = 0) -> dict[str, Any]:
+    """Time ``Engine.apply(SetOraclePrice)`` through every liquidation IOC it triggers (module docstring).
+
+    Args:
+        n_accounts: engine accounts with a BTC position (even; plus one LP account).
+        liquidatable_fraction: share of accounts each oracle move aims to make liquidatable.
+        iterations: oracle moves timed (alternately down and up, each a little deeper).
+        seed: population seed.
+        liquidations_per_command_max: the engine's per-command cap (0: high enough that every account
+            the move makes liquidatable is liquidated in that command; the venue default is 50 and
+            carries the rest over to the next commands).
+
+    Returns:
+        ``{"workload": "liquidation_engine", "accounts", "latency_ms_p50", "latency_ms_p99",
+        "latency_ms_max", "liquidations_mean", "build_s", "iterations", ...}``.
+    """
+    from bastion.core.commands import CancelAll, CreateAccount, Deposit, PlaceOrder, Sequenced
+    from bastion.core.engine import Engine
+    from bastion.core.events import OrderAccepted
+    from bastion.core.risk.mark import MarkConfig, MarkMethod
+    from bastion.core.risk_engine import RiskConfig
+    from bastion.core.risk_messages import PositionLiquidated, SetOraclePrice
+
+    assert n_accounts >= 100 and n_accounts % 2 == 0 and iterations >= 1
+    config = load_venue_config(str(resources.files("bastion") / "configs" / "default.toml"))
+    target = max(1, int(n_accounts * liquidatable_fraction))
+    cap = liquidations_per_command_max or 20 * target
+    risk = RiskConfig(mark=MarkConfig(method=MarkMethod.INDEX),
+                      liquidation=LiquidationConfig(liquidations_per_command_max=cap))
+    rng = random.Random(seed)
+    build_start = time.perf_counter()
+    seed_engine = Engine(config, risk=risk)
+    _engine_population(seed_engine, n_accounts, rng)
+    engine = Engine.restore(config, seed_engine.snapshot(), risk=risk)  # derived indexes + invariants
+    del seed_engine
+    build_s = time.perf_counter() - build_start
+    lp = n_accounts + 1
+    now = [10**9]
+    seq = [engine.seq]
+
+    def apply(cmd: Any) -> list[Any]:
+        now[0] += 1_000_000
+        seq[0] += 1
+        return engine.apply(Sequenced(seq[0], now[0], cmd))
+
+    apply(CreateAccount(lp, lp))
+    apply(Deposit(lp, 10**17))
+    client = [0]
+
+    def ladder(mark: int) -> None:  # untimed: 64 levels a side, 0.5 USD apart, 100 BTC each
+        apply(CancelAll(lp, 0))
+        for level in range(1, 65):
+            for side in (1, -1):
+                client[0] += 1
+                apply(PlaceOrder(lp, 1, client[0], side, mark - side * 5 * level, 100_000))
+
+    start = engine.specs[1].reference_price_ticks
+    apply(SetOraclePrice(1, start, now[0] + 1_000_000))
+    triggers: dict[int, list[int]] = {1: [], -1: []}
+    for entries in engine.risk.index._entries.values():  # read-only peek for aiming, as above
+        _, side, key = entries[0]
+        trigger = key >> 64
+        if (side > 0 and 0 < trigger < start) or (side < 0 and start < trigger < PRICE_TICKS_UNBOUNDED):
+            triggers[side].append(trigger)
+    triggers[1].sort(reverse=True)
+    triggers[-1].sort()
+    latencies_ns: list[int] = []
+    liquidations: list[int] = []
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(iterations):
+            side = 1 if i % 2 == 0 else -1
+            depth = min(len(triggers[side]), (i // 2 + 1) * target) - 1
+            mark = max(1, triggers[side][max(0, depth)])
+            ladder(engine.marks[1])
+            now[0] += 1_000_000
+            seq[0] += 1
+            item = Sequenced(seq[0], now[0], SetOraclePrice(1, mark, now[0]))
+            began = time.perf_counter_ns()
+            events = engine.apply(item)
+            latencies_ns.append(time.perf_counter_ns() - began)
+            liquidations.append(sum(1 for e in events if isinstance(e, OrderAccepted) and e.client_order_id == 0))
+            assert not any(isinstance(e, PositionLiquidated) and e.account_id == lp for e in events)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    engine.check_invariants()
+    ordered = sorted(latencies_ns)
+    return {
+        "workload": "liquidation_engine",
+        "accounts": n_accounts,
+        "liquidatable_fraction": liquidatable_fraction,
+        "iterations": iterations,
+        "latency_ms_p50": round(_percentile(ordered, 0.50) / 1e6, 3),
+        "latency_ms_p99": round(_percentile(ordered, 0.99) / 1e6, 3),
+        "latency_ms_max": round(ordered[-1] / 1e6, 3),
+        "liquidations_mean": round(sum(liquidations) / len(liquidations), 1),
+        "liquidations_max": max(liquidations),
+        "liquidations_per_command_max": cap,
+        "queue_left_end": len(engine.risk.queue),
+        "build_s": round(build_s, 2),
+        "seed": seed,
+    }
+
+
 if __name__ == "__main__":  # pragma: no cover - shell entry point: python -m bastion.sim.risk_bench
     import json
     import sys
 
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    print(json.dumps(bench_liquidation_sweep(n_accounts=size)))
+    if len(sys.argv) > 2 and sys.argv[2] == "engine":
+        cap = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+        print(json.dumps(bench_liquidation_engine(n_accounts=size, liquidations_per_command_max=cap)))
+    else:
+        print(json.dumps(bench_liquidation_sweep(n_accounts=size)))

@@ -3,7 +3,7 @@
 * ``margin_math``        maintenance margin (tiered), account health, liquidation / bankruptcy prices
 * ``liquidation``        partial liquidation sizing, fillable (limit) price, throttle, liquidation fee
 * ``liquidation_index``  trigger-price index: liquidatable accounts on a mark change in O(log n + hits)
-* ``waterfall``          insurance fund, backstop, ADL ranking, socialized loss; plan + apply
+* ``waterfall``          insurance fund takeover, backstop, ADL ranking, socialized loss, bad debt; plan
 * ``funding``            impact prices, premium index, funding rate with clamp/cap, zero-sum payments
 * ``mark``               Binance / Hyperliquid / index mark price, read at impact depth, banded
 * ``vol_margin``         EWMA-volatility margin multiplier
@@ -94,30 +94,39 @@ from bastion.core.risk.vol_margin import (
     volatility_ppm,
 )
 from bastion.core.risk.waterfall import (
+    INSURANCE_FUND_ACCOUNT_ID,
     AdlCandidate,
+    BadDebtBooked,
     CloseVia,
     ForcedClose,
+    FundPayment,
     SocializedCharge,
     WaterfallConfig,
     WaterfallPlan,
+    WaterfallStep,
     adl_queue,
     adl_rank,
     apply_waterfall,
     backstop_capacity_lots,
+    cash_safe_close_lots,
+    fund_free_atoms,
     plan_waterfall,
 )
 
 __all__ = [
     "FUNDING_PERIOD_NS",
+    "INSURANCE_FUND_ACCOUNT_ID",
     "PPB",
     "PPM",
     "PRICE_TICKS_UNBOUNDED",
     "AccountLike",
     "AdlCandidate",
+    "BadDebtBooked",
     "CloseVia",
     "ForcedClose",
     "FundingConfig",
     "FundingPayment",
+    "FundPayment",
     "FundingSettlement",
     "LiquidationConfig",
     "LiquidationIndex",
@@ -137,6 +146,7 @@ __all__ = [
     "VolMarginConfig",
     "WaterfallConfig",
     "WaterfallPlan",
+    "WaterfallStep",
     "account_health",
     "account_maintenance_atoms",
     "adl_queue",
@@ -147,12 +157,14 @@ __all__ = [
     "bankruptcy_price_ticks",
     "band_bounds_ticks",
     "binance_price1_ticks",
+    "cash_safe_close_lots",
     "check_open_interest",
     "clamp_to_band",
     "close_bankruptcy_price_ticks",
     "depth_price_ticks",
     "ewma_variance_next",
     "fillable_price_ticks",
+    "fund_free_atoms",
     "funding_cap_ppb",
     "funding_index_delta",
     "funding_payments",

@@ -1,48 +1,74 @@
 """Loss waterfall for an account the order book could not liquidate: plan, then apply.
 
-When a liquidation IOC leaves a bankrupt account (equity <= 0) with positions, or the engine decides a
-backstop takeover, :func:`plan_waterfall` returns every position change and cash movement as typed
-records; :func:`apply_waterfall` applies them to engine ``Account`` objects with the engine's own
-settlement arithmetic (``settle_fill``). Order of the waterfall:
+When the liquidation IOC (liquidation.py) leaves an account **bankrupt** — equity <= 0 at the marks with
+positions left, or flat with a negative balance — :func:`plan_waterfall` returns, in order, every
+position transfer and cash movement that closes it out; the engine applies them with its own settlement
+arithmetic (``settle_fill``) and emits one event per step (``core/risk_engine.py``). The order is the
+issue's and the anchors' (shared/reference/risk-engines.md §1, §2.3-2.5):
 
-1. **Counterparties for the positions.** Every open position of the account is closed *at the mark*
-   against, first, the backstop liquidator account (Hyperliquid HLP-style, up to a capacity the engine
-   grants) and then **auto-deleveraging**: opposite-side positions ranked by the BitMEX / Binance rule
-   ``rank = PnL% * effective leverage`` if PnL% > 0 else ``PnL% / effective leverage``, with
+1. **The insurance fund takes the position at the bankruptcy price, within its capacity.** BitMEX: the
+   liquidation engine takes the position over and "the Insurance Fund is used to prevent ADL; if it is
+   depleted, ADL will occur" (bitmex.com/app/autoDeleveraging); Binance: ADL "only when the Insurance
+   Fund cannot accept the bankrupt client's positions" (Binance FAQ 360033525471). The fund is an
+   account with positions, :data:`INSURANCE_FUND_ACCOUNT_ID` (0, never a client id); its cash is the
+   engine's ``insurance_fund_atoms`` and its **equity = cash + unrealized PnL of its inventory**. It takes
+   lots at the mark and pays the account their share of the deficit, which is the exact integer form of
+   a transfer at the (rational) bankruptcy price. The share of each position is the dYdX bankruptcy
+   split ``deficit * MMR_i / TMMR`` (``GetBankruptcyPriceInQuoteQuantums``), pro rata per lot.
+   **Capacity:** the fund takes as many lots as keep, after paying, ``cash >= 0``,
+   ``equity >= MM * (1 + takeover_buffer_ppm)`` and ``equity >= fund_margin_ppm * inventory notional``
+   (default 10 %: the fund never runs more than 10x), and pays at most ``insurance_loss_max_atoms`` per
+   account (dYdX ``max_quantums_insurance_lost``; the fund never goes negative,
+   ``IsValidInsuranceFundDelta``). Found by bisection (<= 64 probes), each probe exact.
+2. **The fund pays what it can of the rest in cash** (its free collateral
+   ``min(cash, equity - requirement)``, same cap): the remaining lots' deficit shrinks, so whoever takes
+   them next takes them closer to the mark. With a fund that can carry the position this step is empty.
+3. **The backstop liquidator account** (Hyperliquid's liquidator vault, optional, ``backstop_account_id``)
+   takes lots the same way, paying their remaining share, while its equity stays >= MM * (1 + buffer).
+4. **ADL at the bankruptcy price** for what nobody took: opposite positions ranked by the BitMEX /
+   Binance rule ``rank = PnL% * effective leverage`` (PnL% > 0) else ``PnL% / effective leverage``, with
    ``PnL% = uPnL / |entry value|`` and ``effective leverage = |mark value| / (mark value - bankrupt
-   value)`` = ``notional / account equity`` in cross margin (bitmex.com/app/autoDeleveraging; Binance
-   "What is Auto-Deleveraging"; reference/risk-engines.md §2.4). Highest rank first, ties by lowest
-   account id, accounts with equity <= 0 last; at most ``adl_candidates_max`` (dYdX iterates <= 500).
-   A candidate closes only as many lots as keep its settled balance >= 0.
-2. **The account's equity E at the marks**, split over its positions by maintenance-margin share
-   (dYdX bankruptcy formula ``TNC * |DMMR| / TMMR``), belongs to the closed lots pro rata.
-   *E >= 0*: the insurance fund takes over at the bankruptcy price, i.e. collects the closed lots'
-   equity (Binance: the fund accumulates "liquidations above the bankruptcy price").
-   *E < 0*: the fund pays the deficit D up to ``min(fund, insurance_loss_max_atoms)`` (dYdX
-   ``max_quantums_insurance_lost`` per block; the fund never goes negative, dYdX
-   ``IsValidInsuranceFundDelta``).
-3. **Bankruptcy-price adjustment on the counterparties.** What the fund did not cover is charged to the
-   closing counterparties pro rata to the notional they closed (capped at what each can pay). Closing at
-   the mark plus this charge is the exact integer form of "closed at the bankruptcy price of the
-   liquidated order" (BitMEX), whose rational price rarely lies on the tick grid.
-4. **Socialized loss, last resort** (Drift: pro rata after the fund): the rest is spread over the
-   socialization pool pro rata to each account's loss capacity ``min(balance, equity)``; floor remainders
-   go first to the named ``remainder_account_id``, then to the pool in account-id order.
-5. Anything still uncovered (every capacity exhausted) is reported as ``bad_debt_atoms`` and stays on
-   the account; with enough capacity the account ends flat at balance exactly 0.
+   value)`` = notional / account equity in cross margin (:func:`adl_rank`). Highest first, ties by lowest
+   account id, at most ``adl_candidates_max`` examined (dYdX iterates <= 500). Each closes at the mark
+   and pays its lots' deficit share as ``charge_atoms`` (= closing at the bankruptcy price), as many lots
+   as keep its balance and equity >= 0. When the fund is empty the charge is the whole deficit share, so
+   the close is at exactly the bankruptcy price.
+5. **ADL at the mark**: lots still open are closed against the same queue at the mark without a charge
+   (for counterparties that could not pay it); their deficit share goes on to step 7.
+6. **The fund, over capacity** (``over_capacity=True``): lots no counterparty could close at all (every
+   opposite holder would go below a zero balance) go to the fund at the mark, whatever its capacity, so
+   the account always ends flat. Their deficit share goes on to step 7.
+7. **Socialized loss, last resort** (Drift: pro rata after the fund): the uncollected deficit is spread
+   over the socialization pool pro rata to each account's loss capacity ``min(balance, equity)``; floor
+   remainders go first to ``remainder_account_id``, then by account id.
+8. **Bad debt**: whatever is left (nobody can absorb it) is booked to the venue's bad-debt account
+   (``RiskEngine.bad_debt_atoms``, which enters the conservation identity with a minus sign) and the
+   account is credited to exactly zero. **No balance is left negative.**
 
-Guarantees (tested with Hypothesis): conservation to the atom (sum of balance - cost over accounts plus
-the insurance fund is unchanged); long OI = short OI; no account the plan debits or deleverages ends with
-a negative balance or negative equity; the fund never goes below zero; all loops bounded by
-``adl_candidates_max``, ``socialized_accounts_max`` and the account's position count.
+The bankrupt account always ends flat at balance 0 (equity <= 0 in: its equity is spent, and every atom
+of deficit is paid by exactly one of steps 1-8).
+
+**The fund's inventory** is unwound into the book by the engine over later commands, one reduce-only
+IOC per instrument every ``fund_unwind_interval_ns``, ``fund_unwind_fraction_ppm`` of the inventory at a
+limit ``fund_unwind_slippage_ppm`` through the mark, never more than its cash can lose. If a price move
+takes the fund's equity below zero, the fund itself goes through steps 3-8 (:func:`plan_waterfall` with
+the fund as the account): ADL at the fund's bankruptcy price, socialized loss, bad debt.
+
+Guarantees (tests/risk/test_waterfall.py, Hypothesis): conservation to the atom (sum of balance - cost
+over accounts, fund cash included, minus bad debt, is unchanged); long OI = short OI; no account the plan
+debits ends with a negative balance or negative equity; the fund's cash never goes below zero; every
+loop is bounded by ``adl_candidates_max``, ``socialized_accounts_max``, the account's position count and
+64 bisection probes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import heapq
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from fractions import Fraction
+from typing import Any, Final, Union
 
 from bastion.core.accounts import Account, Position, settle_fill
 from bastion.core.instruments import InstrumentSpec
@@ -50,49 +76,92 @@ from bastion.core.risk._types import PPM, AccountLike
 from bastion.core.risk.margin_math import maintenance_margin_atoms
 
 __all__ = [
+    "INSURANCE_FUND_ACCOUNT_ID",
     "AdlCandidate",
+    "BadDebtBooked",
     "CloseVia",
     "ForcedClose",
+    "FundPayment",
     "SocializedCharge",
     "WaterfallConfig",
     "WaterfallPlan",
+    "WaterfallStep",
     "adl_queue",
     "adl_rank",
     "apply_waterfall",
     "backstop_capacity_lots",
+    "cash_safe_close_lots",
+    "fund_free_atoms",
     "plan_waterfall",
 ]
+
+INSURANCE_FUND_ACCOUNT_ID: Final = 0
+"""Account id of the insurance fund's position book (client account ids are >= 1)."""
 
 POSITIONS_PER_ACCOUNT_MAX = 256
 """Most open positions one account may have (bounds the per-account loops)."""
 
+BISECTION_PROBES_MAX = 64
+"""Probes of a capacity bisection (quantities are < 2**63)."""
+
 
 @dataclass(frozen=True, slots=True)
 class WaterfallConfig:
-    """Waterfall parameters.
+    """Waterfall parameters (module docstring).
 
     Attributes:
-        insurance_loss_max_atoms: most the fund pays for one account in one step (dYdX $1,000,000/block).
+        insurance_loss_max_atoms: most the fund pays for one account in one waterfall (dYdX
+            ``max_quantums_insurance_lost``, $1,000,000 per block).
         adl_candidates_max: ranked counterparties examined per position (dYdX 500).
         socialized_accounts_max: most accounts one socialized loss is spread over.
         remainder_account_id: the named account that takes socialized-loss rounding remainders first.
+        fund_margin_ppm: the fund's equity must stay >= this share of its inventory notional after a
+            takeover (100,000 = 10 %: at most 10x).
+        takeover_buffer_ppm: fund and backstop equity must stay >= maintenance * (1 + buffer) after a
+            takeover (the liquidation buffer, Drift 2 %).
+        fund_unwind_interval_ns: the fund sends at most one unwind IOC per instrument per interval.
+        fund_unwind_fraction_ppm: share of the inventory each unwind IOC offers (at least one lot).
+        fund_unwind_slippage_ppm: the unwind IOC's limit, this far through the mark.
     """
 
     insurance_loss_max_atoms: int = 1_000_000 * 10**6
     adl_candidates_max: int = 500
     socialized_accounts_max: int = 100_000
     remainder_account_id: int = 0
+    fund_margin_ppm: int = 100_000
+    takeover_buffer_ppm: int = 20_000
+    fund_unwind_interval_ns: int = 10**9
+    fund_unwind_fraction_ppm: int = 250_000
+    fund_unwind_slippage_ppm: int = 10_000
 
     def __post_init__(self) -> None:
         assert self.insurance_loss_max_atoms >= 0 and self.adl_candidates_max > 0
         assert self.socialized_accounts_max > 0
+        assert 0 <= self.fund_margin_ppm <= 10 * PPM and 0 <= self.takeover_buffer_ppm <= 10 * PPM
+        assert self.fund_unwind_interval_ns > 0 and 0 < self.fund_unwind_fraction_ppm <= PPM
+        assert 0 <= self.fund_unwind_slippage_ppm < PPM
+
+    def extras(self) -> list[Any]:
+        """The settings added with the fund's inventory, for the config hash (empty when all default:
+        hashes of venues that never set them are unchanged)."""
+        default = WaterfallConfig()
+        names = ("fund_margin_ppm", "takeover_buffer_ppm", "fund_unwind_interval_ns", "fund_unwind_fraction_ppm",
+                 "fund_unwind_slippage_ppm")
+        changed = [[name, getattr(self, name)] for name in names if getattr(self, name) != getattr(default, name)]
+        return [["waterfall", changed]] if changed else []
 
 
 class CloseVia(IntEnum):
     """Who took the other side of a forced close."""
 
     BACKSTOP = 1
+    """The backstop liquidator account took the lots at the bankruptcy price."""
     ADL = 2
+    """Auto-deleveraged at the bankruptcy price (the charge is the lots' deficit share)."""
+    INSURANCE_FUND = 3
+    """The insurance fund took the lots at the bankruptcy price (over capacity: at the mark)."""
+    ADL_AT_MARK = 4
+    """Auto-deleveraged at the mark: the counterparty could not pay the deficit share."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +171,14 @@ class ForcedClose:
     Attributes:
         instrument_id: the market.
         account_id: the bankrupt account; its position shrinks toward zero by ``qty_lots``.
-        counterparty_id: the backstop or deleveraged account; it trades the other side.
+        counterparty_id: the fund (0), the backstop or the deleveraged account; it trades the other side.
         qty_lots: lots closed (> 0).
         account_side: sign of the bankrupt account's position (+1 long: it sells; -1 short: it buys).
         price_ticks: the mark price.
-        via: backstop or ADL.
-        charge_atoms: bankruptcy-price adjustment the counterparty pays the bankrupt account (>= 0).
+        via: fund, backstop, ADL or ADL at the mark.
+        charge_atoms: what the counterparty pays the bankrupt account (>= 0): the lots' deficit share,
+            so mark + charge is the bankruptcy price; 0 for ``ADL_AT_MARK`` and over-capacity takeovers.
+        over_capacity: a fund takeover beyond its capacity (step 6).
     """
 
     instrument_id: int
@@ -118,6 +189,15 @@ class ForcedClose:
     price_ticks: int
     via: CloseVia
     charge_atoms: int
+    over_capacity: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FundPayment:
+    """The insurance fund pays ``amount_atoms`` (> 0) of the account's deficit in cash (step 2)."""
+
+    account_id: int
+    amount_atoms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,26 +209,61 @@ class SocializedCharge:
 
 
 @dataclass(frozen=True, slots=True)
+class BadDebtBooked:
+    """``amount_atoms`` (> 0) booked to the venue's bad-debt account; ``account_id`` (the bankrupt
+    account, or the fund whose cash would otherwise go below zero) is credited."""
+
+    account_id: int
+    amount_atoms: int
+
+
+WaterfallStep = Union[ForcedClose, FundPayment, SocializedCharge, BadDebtBooked]
+
+HoldersSource = Union[Mapping[int, Sequence[AccountLike]], Callable[[int], Sequence[AccountLike]]]
+"""Holders per instrument: a mapping, or a function called only when ADL needs them (the engine's)."""
+
+PoolSource = Union[Sequence[AccountLike], Callable[[], Sequence[AccountLike]]]
+"""The socialization pool: a sequence, or a function called only when a loss must be socialized."""
+
+
+@dataclass(frozen=True, slots=True)
 class WaterfallPlan:
     """Everything the waterfall does to one bankrupt account, in application order.
 
     Attributes:
-        account_id: the bankrupt account.
+        account_id: the bankrupt account (or the fund, for the fund's own waterfall).
         equity_atoms: its equity at the marks before the plan.
-        closes: forced closes (backstop first, then ADL by rank), with their charges.
-        insurance_delta_atoms: > 0 the fund collects this from the account; < 0 the fund pays it.
-        socialized: socialized-loss debits.
-        bad_debt_atoms: deficit nobody could absorb (stays on the account; 0 with enough capacity).
-        unclosed: ``(instrument_id, lots)`` left open for lack of counterparties (retry later).
+        deficit_atoms: what the plan must cover: ``-equity`` (flat: ``-balance``), >= 0.
+        steps: forced closes, fund payments, socialized charges and bad debt, in order.
+        unclosed: ``(instrument_id, lots)`` left open (only in the fund's own waterfall).
     """
 
     account_id: int
     equity_atoms: int
-    closes: tuple[ForcedClose, ...]
-    insurance_delta_atoms: int
-    socialized: tuple[SocializedCharge, ...]
-    bad_debt_atoms: int
+    deficit_atoms: int
+    steps: tuple[WaterfallStep, ...]
     unclosed: tuple[tuple[int, int], ...] = field(default=())
+
+    @property
+    def closes(self) -> tuple[ForcedClose, ...]:
+        """The forced closes (takeovers and ADL), in order."""
+        return tuple(s for s in self.steps if isinstance(s, ForcedClose))
+
+    @property
+    def socialized(self) -> tuple[SocializedCharge, ...]:
+        """The socialized-loss debits."""
+        return tuple(s for s in self.steps if isinstance(s, SocializedCharge))
+
+    @property
+    def fund_paid_atoms(self) -> int:
+        """Cash the fund pays: its takeover charges plus its cash payments."""
+        paid = sum(s.amount_atoms for s in self.steps if isinstance(s, FundPayment))
+        return paid + sum(c.charge_atoms for c in self.closes if c.counterparty_id == INSURANCE_FUND_ACCOUNT_ID)
+
+    @property
+    def bad_debt_atoms(self) -> int:
+        """What nobody could absorb (booked to the venue's bad-debt account)."""
+        return sum(s.amount_atoms for s in self.steps if isinstance(s, BadDebtBooked))
 
 
 # ---------------------------------------------------------------------------------------------- ADL rank
@@ -164,7 +279,7 @@ def adl_rank(size_lots: int, cost_atoms: int, mark_ticks: int, k: int, equity_at
 
     Returns:
         ``PnL% * leverage`` (PnL% > 0) or ``PnL% / leverage`` (otherwise), or None when equity <= 0 (the
-        account is bankrupt itself and cannot be a counterparty).
+        account is bankrupt itself and cannot pay a charge).
     """
     assert size_lots != 0 and cost_atoms != 0 and mark_ticks > 0
     if equity_atoms <= 0:
@@ -189,28 +304,32 @@ class AdlCandidate:
 
 
 def adl_queue(accounts: Iterable[AccountLike], instrument_id: int, side: int, specs: Mapping[int, InstrumentSpec],
-              marks: Mapping[int, int], candidates_max: int, exclude_account_id: int = 0) -> list[AdlCandidate]:
+              marks: Mapping[int, int], candidates_max: int, exclude: Collection[int] = ()) -> list[AdlCandidate]:
     """Positions on ``side`` (+1 longs, -1 shorts) of ``instrument_id`` in deleveraging order.
 
     Highest rank first, ties by lowest account id; accounts with equity <= 0 have no rank and come last
-    (by id): closing them at the mark costs them nothing, but they can absorb no charge. At most
-    ``candidates_max`` are returned.
+    (by id): they can pay no charge, only close at the mark. At most ``candidates_max`` are returned;
+    accounts in ``exclude`` are skipped. Cost O(n log candidates_max) over the ``n`` accounts given.
     """
     spec, mark = specs[instrument_id], marks[instrument_id]
     k = spec.atoms_per_tick_lot
-    ranked: list[AdlCandidate] = []
+    ranked: list[tuple[Fraction, int, AdlCandidate]] = []
     unranked: list[AdlCandidate] = []
     for account in accounts:
         pos = account.positions.get(instrument_id)
-        if pos is None or account.account_id == exclude_account_id or pos.size_lots * side <= 0:
+        if pos is None or account.account_id in exclude or pos.size_lots * side <= 0:
             continue
         equity = _equity(account.balance_atoms, _open(account), specs, marks)
         rank = adl_rank(pos.size_lots, pos.cost_atoms, mark, k, equity)
         candidate = AdlCandidate(account.account_id, pos.size_lots, pos.cost_atoms, equity, rank)
-        (unranked if rank is None else ranked).append(candidate)
-    ranked.sort(key=lambda c: (-c.rank if c.rank is not None else 0, c.account_id))
-    unranked.sort(key=lambda c: c.account_id)
-    return (ranked + unranked)[:candidates_max]
+        if rank is None:
+            unranked.append(candidate)
+        else:
+            ranked.append((-rank, account.account_id, candidate))
+    best = [c for _, _, c in heapq.nsmallest(candidates_max, ranked, key=lambda t: (t[0], t[1]))]
+    if len(best) < candidates_max:
+        best += sorted(unranked, key=lambda c: c.account_id)[:candidates_max - len(best)]
+    return best
 
 
 # ----------------------------------------------------------------------------------- shadow arithmetic
@@ -230,14 +349,34 @@ def _equity(balance: int, positions: Mapping[int, list[int]], specs: Mapping[int
     return equity
 
 
+def _margin_and_notional(positions: Mapping[int, list[int]], specs: Mapping[int, InstrumentSpec],
+                         marks: Mapping[int, int]) -> tuple[int, int]:
+    mm = notional = 0
+    for iid, (size, _) in positions.items():
+        value = abs(size) * marks[iid] * specs[iid].atoms_per_tick_lot
+        mm += maintenance_margin_atoms(specs[iid], value)
+        notional += value
+    return mm, notional
+
+
 class _Shadow:
     """Copy-on-touch working state of one account while planning (the inputs are never mutated)."""
 
     __slots__ = ("balance", "positions")
 
-    def __init__(self, account: AccountLike) -> None:
-        self.balance = account.balance_atoms
-        self.positions = _open(account)
+    def __init__(self, balance: int, positions: dict[int, list[int]]) -> None:
+        self.balance = balance
+        self.positions = positions
+
+    @classmethod
+    def of(cls, account: AccountLike) -> _Shadow:
+        return cls(account.balance_atoms, _open(account))
+
+    def copy(self) -> _Shadow:
+        return _Shadow(self.balance, {iid: list(sc) for iid, sc in self.positions.items()})
+
+    def equity(self, specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int]) -> int:
+        return _equity(self.balance, self.positions, specs, marks)
 
     def close(self, iid: int, qty: int, price: int, k: int) -> None:
         """Reduce the position by ``qty`` lots at ``price`` (settle_fill's reducing rule)."""
@@ -253,7 +392,7 @@ class _Shadow:
             self.positions[iid] = [size - sign * qty, cost - removed]
 
     def open_or_add(self, iid: int, signed_qty: int, price: int, k: int) -> None:
-        """Take ``signed_qty`` lots at ``price`` (the backstop's side of a takeover)."""
+        """Take ``signed_qty`` lots at ``price`` (a taker's side of a takeover; settle_fill's rules)."""
         size, cost = self.positions.get(iid, [0, 0])
         if size and (size > 0) != (signed_qty > 0):
             closing = min(abs(signed_qty), abs(size))
@@ -267,233 +406,309 @@ class _Shadow:
 
     def capacity(self, specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int]) -> int:
         """Most this account can pay without balance or equity going negative."""
-        return max(0, min(self.balance, _equity(self.balance, self.positions, specs, marks)))
+        return max(0, min(self.balance, self.equity(specs, marks)))
 
 
-def _balance_safe_lots(shadow: _Shadow, iid: int, want: int, mark: int, k: int) -> int:
-    """Most lots (<= want) whose close at the mark keeps the shadow's balance >= 0.
-
-    Closing q of (S, C) realizes ``sign*M*q*k - sign*floor(|C|*q/|S|)``, which is at least
-    ``q * (M*k*|S| - |C|) / |S|`` for a long and more than ``q * (|C| - M*k*|S|) / |S| - 1`` for a short;
-    requiring that bound to be >= -balance (resp. > -balance - 1) is linear in q and sufficient.
-    """
-    size, cost = shadow.positions[iid]
-    abs_size = abs(size)
-    loss_den = (abs(cost) - mark * k * abs_size) if size > 0 else (mark * k * abs_size - abs(cost))
-    if shadow.balance < 0:
+def _fund_requirement(shadow: _Shadow, specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int],
+                      config: WaterfallConfig) -> int:
+    """Equity the fund must keep for its inventory: max(MM * (1 + buffer), fund_margin * notional)."""
+    if not shadow.positions:
         return 0
-    if loss_den <= 0:
+    mm, notional = _margin_and_notional(shadow.positions, specs, marks)
+    return max(-(-mm * (PPM + config.takeover_buffer_ppm) // PPM), -(-notional * config.fund_margin_ppm // PPM))
+
+
+def fund_free_atoms(fund: AccountLike, specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int],
+                    config: WaterfallConfig) -> int:
+    """Cash the fund (``balance_atoms`` = its cash) may pay out: ``min(cash, equity - requirement)``, >= 0."""
+    shadow = _Shadow.of(fund)
+    return _fund_free(shadow, specs, marks, config)
+
+
+def _fund_free(shadow: _Shadow, specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int],
+               config: WaterfallConfig) -> int:
+    free = shadow.equity(specs, marks) - _fund_requirement(shadow, specs, marks, config)
+    return max(0, min(shadow.balance, free))
+
+
+def _max_lots(want: int, feasible: Callable[[int], bool]) -> int:
+    """Largest q in [0, want] found feasible by bisection (q = 0 is the no-op); every q returned > 0 was
+    probed feasible, so a non-monotone edge can only make the answer smaller, never unsafe."""
+    if want <= 0:
+        return 0
+    if feasible(want):
         return want
-    return min(want, shadow.balance * abs_size // loss_den)
+    lo, hi = 0, want
+    for _ in range(BISECTION_PROBES_MAX):
+        if hi - lo <= 1:
+            break
+        mid = (lo + hi) // 2
+        if feasible(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class _Lots:
+    """The not yet transferred part of one bankrupt position and the deficit it still carries."""
+
+    __slots__ = ("iid", "side", "lots", "deficit")
+
+    def __init__(self, iid: int, side: int, lots: int, deficit: int) -> None:
+        self.iid, self.side, self.lots, self.deficit = iid, side, lots, deficit
+
+    def share(self, qty: int) -> int:
+        """Deficit share of ``qty`` lots (floor; the last lots carry the remainder, so totals are exact)."""
+        return self.deficit if qty == self.lots else self.deficit * qty // self.lots
+
+    def take(self, qty: int, share: int) -> None:
+        assert 0 < qty <= self.lots and 0 <= share <= self.deficit
+        self.lots -= qty
+        self.deficit -= share
+
+
+def _split_deficit(me: _Shadow, deficit: int, specs: Mapping[int, InstrumentSpec],
+                   marks: Mapping[int, int]) -> list[_Lots]:
+    """The deficit split over the positions by maintenance share (dYdX), exact; by instrument id."""
+    ids = sorted(me.positions)
+    if not ids:
+        return []
+    mms = {iid: maintenance_margin_atoms(specs[iid], abs(me.positions[iid][0]) * marks[iid]
+                                         * specs[iid].atoms_per_tick_lot) for iid in ids}
+    total = sum(mms.values())
+    shares = {iid: deficit * mms[iid] // total for iid in ids[:-1]}
+    shares[ids[-1]] = deficit - sum(shares.values())
+    return [_Lots(iid, 1 if me.positions[iid][0] > 0 else -1, abs(me.positions[iid][0]), shares[iid]) for iid in ids]
 
 
 # ------------------------------------------------------------------------------------------ planning
 
 
+class _Planner:
+    """Working state of one :func:`plan_waterfall` call (shadows, steps, the fund's remaining cap)."""
+
+    def __init__(self, account: AccountLike, specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int],
+                 fund: AccountLike, config: WaterfallConfig) -> None:
+        self.account_id = account.account_id
+        self.specs, self.marks, self.config = specs, marks, config
+        self.shadows: dict[int, _Shadow] = {account.account_id: _Shadow.of(account)}
+        self.me = self.shadows[account.account_id]
+        if fund.account_id not in self.shadows:
+            self.shadows[fund.account_id] = _Shadow.of(fund)
+        self.fund = self.shadows[fund.account_id]
+        self.fund_id = fund.account_id
+        self.fund_cap = config.insurance_loss_max_atoms
+        self.steps: list[WaterfallStep] = []
+        self.uncollected = 0
+
+    def of(self, account: AccountLike) -> _Shadow:
+        found = self.shadows.get(account.account_id)
+        if found is None:
+            found = self.shadows[account.account_id] = _Shadow.of(account)
+        return found
+
+    def transfer(self, lot: _Lots, taker_id: int, qty: int, share: int, charge: int, via: CloseVia,
+                 over_capacity: bool = False) -> None:
+        """Move ``qty`` lots to the taker at the mark; the taker pays ``charge`` (<= the lots' ``share``),
+        the rest of the share stays uncollected (steps 7-8)."""
+        iid = lot.iid
+        k, mark = self.specs[iid].atoms_per_tick_lot, self.marks[iid]
+        taker = self.shadows[taker_id]
+        self.me.close(iid, qty, mark, k)
+        if via in (CloseVia.ADL, CloseVia.ADL_AT_MARK):
+            taker.close(iid, qty, mark, k)
+        else:
+            taker.open_or_add(iid, lot.side * qty, mark, k)
+        taker.balance -= charge
+        self.me.balance += charge
+        lot.take(qty, share)
+        self.uncollected += share - charge
+        self.steps.append(ForcedClose(iid, self.account_id, taker_id, qty, lot.side, mark, via, charge, over_capacity))
+        if taker_id == self.fund_id and taker.balance < 0:
+            # Over capacity against the fund's own opposite inventory: realizing it cost more than the
+            # fund's cash. The shortfall is the venue's (the fund's cash never goes below zero).
+            self.steps.append(BadDebtBooked(taker_id, -taker.balance))
+            taker.balance = 0
+
+    def takeover(self, lot: _Lots, taker_id: int, via: CloseVia, ok: Callable[[_Shadow], bool],
+                 capped: bool) -> None:
+        """Steps 1 and 3: the taker takes as many lots as ``ok`` allows after paying their share."""
+        k, mark = self.specs[lot.iid].atoms_per_tick_lot, self.marks[lot.iid]
+        taker = self.shadows[taker_id]
+
+        def feasible(qty: int) -> bool:
+            share = lot.share(qty)
+            if capped and share > self.fund_cap:
+                return False
+            trial = taker.copy()
+            trial.open_or_add(lot.iid, lot.side * qty, mark, k)
+            trial.balance -= share
+            return ok(trial)
+
+        qty = _max_lots(lot.lots, feasible)
+        if qty:
+            share = lot.share(qty)
+            if capped:
+                self.fund_cap -= share
+            self.transfer(lot, taker_id, qty, share, share, via)
+
+    def fund_pays(self, lots: list[_Lots], flat_deficit: int) -> int:
+        """Step 2: the fund's free cash pays down the remaining deficit; returns the flat part left."""
+        owed = flat_deficit + sum(lot.deficit for lot in lots)
+        paid = min(owed, _fund_free(self.fund, self.specs, self.marks, self.config), self.fund_cap)
+        if paid <= 0:
+            return flat_deficit
+        self.fund_cap -= paid
+        self.fund.balance -= paid
+        self.me.balance += paid
+        self.steps.append(FundPayment(self.account_id, paid))
+        rest = paid
+        from_flat = min(rest, flat_deficit)
+        rest -= from_flat
+        for lot in lots:
+            part = min(rest, lot.deficit)
+            lot.deficit -= part
+            rest -= part
+        assert rest == 0
+        return flat_deficit - from_flat
+
+    def deleverage(self, lot: _Lots, holders: Sequence[AccountLike], exclude: Collection[int]) -> None:
+        """Steps 4 and 5: ranked opposite positions, first at the bankruptcy price, then at the mark."""
+        by_id = {a.account_id: a for a in holders}
+        queue = adl_queue(holders, lot.iid, -lot.side, self.specs, self.marks, self.config.adl_candidates_max,
+                          exclude)
+        k, mark = self.specs[lot.iid].atoms_per_tick_lot, self.marks[lot.iid]
+        for via in (CloseVia.ADL, CloseVia.ADL_AT_MARK):
+            for candidate in queue:
+                if lot.lots == 0:
+                    return
+                other = self.of(by_id[candidate.account_id])
+                pos = other.positions.get(lot.iid)
+                if pos is None or pos[0] * lot.side >= 0:
+                    continue
+                at_mark = via == CloseVia.ADL_AT_MARK
+
+                def feasible(qty: int, other: _Shadow = other, at_mark: bool = at_mark) -> bool:
+                    trial = other.copy()
+                    trial.close(lot.iid, qty, mark, k)
+                    if at_mark:
+                        return trial.balance >= 0
+                    trial.balance -= lot.share(qty)
+                    return trial.balance >= 0 and trial.equity(self.specs, self.marks) >= 0
+
+                qty = _max_lots(min(lot.lots, abs(pos[0])), feasible)
+                if qty:
+                    share = lot.share(qty)
+                    self.transfer(lot, candidate.account_id, qty, share, 0 if at_mark else share, via)
+
+    def socialize(self, amount: int, pool: Sequence[AccountLike], exclude: Collection[int]) -> int:
+        """Step 7: spread ``amount`` pro rata to loss capacity; remainders to the named account, then by
+        id. Returns what was socialized."""
+        if amount <= 0:
+            return 0
+        members = sorted((a for a in pool if a.account_id not in exclude), key=lambda a: a.account_id)
+        members = members[:self.config.socialized_accounts_max]
+        shadows = [self.of(a) for a in members]
+        caps = [s.capacity(self.specs, self.marks) for s in shadows]
+        total = sum(caps)
+        if total == 0:
+            return 0
+        target = min(amount, total)
+        amounts = [target * c // total for c in caps]  # <= c because target <= total
+        rest = target - sum(amounts)
+        named = self.config.remainder_account_id
+        order = sorted(range(len(members)), key=lambda i: (members[i].account_id != named, members[i].account_id))
+        for i in order:
+            if rest == 0:
+                break
+            extra = min(rest, caps[i] - amounts[i])
+            amounts[i] += extra
+            rest -= extra
+        assert rest == 0
+        for acct, shadow, share in zip(members, shadows, amounts):
+            if share > 0:
+                shadow.balance -= share
+                self.me.balance += share
+                self.steps.append(SocializedCharge(acct.account_id, share))
+        return target
+
+
 def plan_waterfall(account: AccountLike, specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int],
-                   insurance_fund_atoms: int, counterparties: Mapping[int, Sequence[AccountLike]],
-                   socialization_pool: Sequence[AccountLike], config: WaterfallConfig,
-                   backstop: AccountLike | None = None,
-                   backstop_capacity: Mapping[int, int] | None = None) -> WaterfallPlan:
+                   fund: AccountLike, holders: HoldersSource, socialization_pool: PoolSource,
+                   config: WaterfallConfig, backstop: AccountLike | None = None) -> WaterfallPlan:
     """Plan the waterfall for ``account`` (module docstring). Pure: no input is mutated.
 
     Args:
-        account: the account to close out (engine ``Account`` fits); its orders already canceled.
+        account: the bankrupt account (equity <= 0 with positions, or flat with a negative balance), its
+            orders already canceled. Passing ``fund`` itself plans the fund's own waterfall (steps 3-8).
         specs / marks: by instrument id.
-        insurance_fund_atoms: the fund's balance (>= 0).
-        counterparties: per instrument, accounts that may hold the opposite side (any order; ranked
-            here; the account itself and same-side holders are skipped).
-        socialization_pool: accounts that share a socialized loss (the account itself is skipped).
-        config: limits and the named remainder account.
+        fund: the insurance fund as an account: ``account_id`` 0, ``balance_atoms`` = the fund's cash
+            (>= 0), ``positions`` = its inventory.
+        holders: per instrument, accounts that may hold the opposite side (any order; ranked here; the
+            account, the fund and the backstop are skipped); a mapping or a function of the instrument
+            id, called only if ADL is reached (a fund that takes everything costs no holder scan).
+        socialization_pool: accounts that share a socialized loss (the account and the fund are
+            skipped); a sequence or a function called only if a loss is socialized.
+        config: limits, the fund's capacity rule and the named remainder account.
         backstop: the backstop liquidator account, if any.
-        backstop_capacity: lots the backstop may take per instrument (backstop_capacity_lots).
 
     Returns:
-        The :class:`WaterfallPlan`.
+        The :class:`WaterfallPlan`; applied, the account ends flat at balance 0 (the fund's own
+        waterfall may leave ``unclosed`` inventory).
     """
-    assert insurance_fund_atoms >= 0
-    book = _Shadows()
-    me = book.of(account)
-    start = {iid: list(sc) for iid, sc in me.positions.items()}
-    equity = _equity(me.balance, me.positions, specs, marks)
-    pending: list[tuple[int, int, int, CloseVia]] = []  # (iid, counterparty, qty, via)
+    assert fund.balance_atoms >= 0
+    plan = _Planner(account, specs, marks, fund, config)
+    me = plan.me
+    is_fund = account.account_id == fund.account_id
+    equity = me.equity(specs, marks)
+    deficit = max(0, -equity) if me.positions else max(0, -me.balance)
+    lots = _split_deficit(me, deficit, specs, marks)
+    flat_deficit = 0 if me.positions else deficit
+    skip = {account.account_id, fund.account_id}
+    use_backstop = backstop is not None and backstop.account_id not in skip
+    if use_backstop:
+        assert backstop is not None
+        skip.add(backstop.account_id)
+        plan.of(backstop)
+
+    def fund_ok(trial: _Shadow) -> bool:
+        return trial.balance >= 0 and trial.equity(specs, marks) >= _fund_requirement(trial, specs, marks, config)
+
+    def backstop_ok(trial: _Shadow) -> bool:
+        mm, _ = _margin_and_notional(trial.positions, specs, marks)
+        return trial.balance >= 0 and trial.equity(specs, marks) * PPM >= mm * (PPM + config.takeover_buffer_ppm)
+
+    if not is_fund:
+        for lot in lots:
+            plan.takeover(lot, fund.account_id, CloseVia.INSURANCE_FUND, fund_ok, capped=True)
+        flat_deficit = plan.fund_pays(lots, flat_deficit)
+    for lot in lots:
+        if use_backstop and lot.lots:
+            assert backstop is not None
+            plan.takeover(lot, backstop.account_id, CloseVia.BACKSTOP, backstop_ok, capped=False)
+        if lot.lots:
+            plan.deleverage(lot, holders.get(lot.iid, ()) if isinstance(holders, Mapping) else holders(lot.iid),
+                            skip)
     unclosed: list[tuple[int, int]] = []
-    for iid in sorted(start):
-        lots = (backstop_capacity or {}).get(iid, 0) if backstop is not None else 0
-        left = _close_position(account.account_id, iid, book, specs, marks, counterparties.get(iid, ()),
-                               config, backstop, lots, pending)
-        if left:
-            unclosed.append((iid, left))
-    closed_equity = _closed_equity(equity, start, dict(unclosed), specs, marks)
-    if closed_equity >= 0:
-        collected = closed_equity if not unclosed else min(closed_equity, max(0, me.balance))
-        me.balance -= collected
-        return WaterfallPlan(account.account_id, equity, _records(account.account_id, start, pending, marks, {}),
-                             collected, (), 0, tuple(unclosed))
-    paid = min(-closed_equity, insurance_fund_atoms, config.insurance_loss_max_atoms)
-    me.balance += paid
-    deficit = -closed_equity - paid
-    charges = _charge_counterparties(deficit, pending, book, specs, marks)
-    deficit -= sum(charges.values())
-    me.balance += sum(charges.values())
-    socialized = _socialize(deficit, account.account_id, socialization_pool, book, specs, marks, config)
-    deficit -= sum(c.amount_atoms for c in socialized)
-    me.balance += sum(c.amount_atoms for c in socialized)
-    assert deficit >= 0
-    return WaterfallPlan(account.account_id, equity, _records(account.account_id, start, pending, marks, charges),
-                         -paid, tuple(socialized), deficit, tuple(unclosed))
-
-
-class _Shadows:
-    """The planner's working copies, by account id (created on first touch)."""
-
-    __slots__ = ("by_id",)
-
-    def __init__(self) -> None:
-        self.by_id: dict[int, _Shadow] = {}
-
-    def of(self, account: AccountLike) -> _Shadow:
-        found = self.by_id.get(account.account_id)
-        if found is None:
-            found = self.by_id[account.account_id] = _Shadow(account)
-        return found
-
-
-def _close_position(account_id: int, iid: int, book: _Shadows, specs: Mapping[int, InstrumentSpec],
-                    marks: Mapping[int, int], holders: Sequence[AccountLike], config: WaterfallConfig,
-                    backstop: AccountLike | None, backstop_lots: int,
-                    pending: list[tuple[int, int, int, CloseVia]]) -> int:
-    """Close the account's position on ``iid`` against the backstop then ADL; returns lots left open."""
-    k, mark = specs[iid].atoms_per_tick_lot, marks[iid]
-    me = book.by_id[account_id]
-    size = me.positions[iid][0]
-    side = 1 if size > 0 else -1
-    need = abs(size)
-    if backstop is not None and backstop_lots > 0 and backstop.account_id != account_id:
-        qty = min(need, backstop_lots)
-        me.close(iid, qty, mark, k)
-        book.of(backstop).open_or_add(iid, side * qty, mark, k)
-        pending.append((iid, backstop.account_id, qty, CloseVia.BACKSTOP))
-        need -= qty
-    if need == 0:
-        return 0
-    by_id = {a.account_id: a for a in holders}
-    skip = backstop.account_id if backstop is not None else account_id
-    queue = adl_queue(holders, iid, -side, specs, marks, config.adl_candidates_max, exclude_account_id=account_id)
-    for candidate in queue:
-        if need == 0:
-            break
-        if candidate.account_id == skip:
-            continue
-        other = book.of(by_id[candidate.account_id])
-        pos = other.positions.get(iid)
-        if pos is None or pos[0] * side >= 0:
-            continue
-        qty = _balance_safe_lots(other, iid, min(need, abs(pos[0])), mark, k)
-        if qty <= 0:
-            continue
-        me.close(iid, qty, mark, k)
-        other.close(iid, qty, mark, k)
-        assert other.balance >= 0
-        pending.append((iid, candidate.account_id, qty, CloseVia.ADL))
-        need -= qty
-    return need
-
-
-def _closed_equity(equity: int, start: Mapping[int, list[int]], unclosed: Mapping[int, int],
-                   specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int]) -> int:
-    """The part of ``equity`` carried by the closed lots: split by maintenance share, then pro rata."""
-    if not unclosed:
-        return equity
-    mms = {iid: maintenance_margin_atoms(specs[iid], abs(s) * marks[iid] * specs[iid].atoms_per_tick_lot)
-           for iid, (s, _) in start.items()}
-    total = sum(mms.values())
-    ids = sorted(start)
-    shares = {iid: equity * mms[iid] // total for iid in ids[:-1]}
-    shares[ids[-1]] = equity - sum(shares.values())
-    closed = 0
-    for iid in ids:
-        abs_size = abs(start[iid][0])
-        done = abs_size - unclosed.get(iid, 0)
-        closed += shares[iid] * done // abs_size
-    return closed
-
-
-def _charge_counterparties(deficit: int, pending: Sequence[tuple[int, int, int, CloseVia]],
-                           book: _Shadows, specs: Mapping[int, InstrumentSpec],
-                           marks: Mapping[int, int]) -> dict[int, int]:
-    """Charge ``deficit`` to the closing counterparties pro rata to closed notional, capped by capacity.
-
-    Returns:
-        Charges by position in ``pending`` (index -> atoms); floor remainders go to the earliest
-        (highest-ranked) closes with spare capacity.
-    """
-    charges: dict[int, int] = {}
-    if deficit <= 0 or not pending:
-        return charges
-    weights = [qty * marks[iid] * specs[iid].atoms_per_tick_lot for iid, _, qty, _ in pending]
-    total = sum(weights)
-    spare: dict[int, int] = {}
-    for index, (_, cp, _, _) in enumerate(pending):
-        if cp not in spare:
-            spare[cp] = book.by_id[cp].capacity(specs, marks)
-        share = min(deficit * weights[index] // total, spare[cp])
-        if share > 0:
-            charges[index] = share
-            spare[cp] -= share
-    rest = deficit - sum(charges.values())
-    for index, (_, cp, _, _) in enumerate(pending):
-        if rest == 0:
-            break
-        extra = min(rest, spare[cp])
-        if extra > 0:
-            charges[index] = charges.get(index, 0) + extra
-            spare[cp] -= extra
-            rest -= extra
-    for index, amount in charges.items():
-        book.by_id[pending[index][1]].balance -= amount
-    return charges
-
-
-def _socialize(deficit: int, account_id: int, pool: Sequence[AccountLike], book: _Shadows,
-               specs: Mapping[int, InstrumentSpec], marks: Mapping[int, int],
-               config: WaterfallConfig) -> list[SocializedCharge]:
-    """Spread ``deficit`` pro rata to loss capacity; remainders to the named account, then by id."""
-    if deficit <= 0:
-        return []
-    members = sorted((a for a in pool if a.account_id != account_id), key=lambda a: a.account_id)
-    members = members[:config.socialized_accounts_max]
-    shadows = [book.of(a) for a in members]
-    caps = [s.capacity(specs, marks) for s in shadows]
-    total = sum(caps)
-    if total == 0:
-        return []
-    target = min(deficit, total)
-    amounts = [target * c // total for c in caps]  # <= c because target <= total
-    rest = target - sum(amounts)
-    order = sorted(range(len(members)), key=lambda i: (members[i].account_id != config.remainder_account_id,
-                                                       members[i].account_id))
-    for i in order:
-        if rest == 0:
-            break
-        extra = min(rest, caps[i] - amounts[i])
-        amounts[i] += extra
-        rest -= extra
-    assert rest == 0
-    charges = []
-    for acct, shadow, amount in zip(members, shadows, amounts):
-        if amount > 0:
-            shadow.balance -= amount
-            charges.append(SocializedCharge(acct.account_id, amount))
-    return charges
-
-
-def _records(account_id: int, start: Mapping[int, list[int]], pending: Sequence[tuple[int, int, int, CloseVia]],
-             marks: Mapping[int, int], charges: Mapping[int, int]) -> tuple[ForcedClose, ...]:
-    return tuple(
-        ForcedClose(iid, account_id, cp, qty, 1 if start[iid][0] > 0 else -1, marks[iid], via, charges.get(i, 0))
-        for i, (iid, cp, qty, via) in enumerate(pending)
-    )
+    for lot in lots:
+        if lot.lots and is_fund:
+            unclosed.append((lot.iid, lot.lots))
+        elif lot.lots:
+            plan.transfer(lot, fund.account_id, lot.lots, lot.deficit, 0, CloseVia.INSURANCE_FUND, over_capacity=True)
+    owed = plan.uncollected + flat_deficit
+    if owed > 0:
+        pool = socialization_pool if isinstance(socialization_pool, Sequence) else socialization_pool()
+        owed -= plan.socialize(owed, pool, {account.account_id, fund.account_id})
+    if owed > 0:
+        me.balance += owed
+        plan.steps.append(BadDebtBooked(account.account_id, owed))
+    if is_fund and me.balance < 0:  # unclosed inventory whose share the fund's cash cannot carry
+        plan.steps.append(BadDebtBooked(account.account_id, -me.balance))
+        me.balance = 0
+    if not is_fund:
+        assert not me.positions and me.balance == max(0, equity)
+    return WaterfallPlan(account.account_id, equity, deficit, tuple(plan.steps), tuple(unclosed))
 
 
 # ------------------------------------------------------------------------------------- backstop + apply
@@ -504,58 +719,69 @@ def backstop_capacity_lots(backstop: AccountLike, instrument_id: int, signed_tak
                            buffer_ppm: int = 0) -> int:
     """Most lots (<= |signed_take_lots|) the backstop can take at the mark keeping equity >= MM*(1+buffer).
 
-    Binary search (the requirement only grows with the position in the taken direction once it is
-    past flat); at most 64 probes.
+    (Without paying a deficit; :func:`plan_waterfall` applies the same rule after the payment.)
     """
     want = abs(signed_take_lots)
     sign = 1 if signed_take_lots > 0 else -1
-    spec, mark = specs[instrument_id], marks[instrument_id]
-    k = spec.atoms_per_tick_lot
+    k = specs[instrument_id].atoms_per_tick_lot
+    mark = marks[instrument_id]
+    base = _Shadow.of(backstop)
 
     def ok(qty: int) -> bool:
-        shadow = _Shadow(backstop)
+        shadow = base.copy()
         if qty:
             shadow.open_or_add(instrument_id, sign * qty, mark, k)
-        equity = _equity(shadow.balance, shadow.positions, specs, marks)
-        mm = sum(maintenance_margin_atoms(specs[i], abs(s) * marks[i] * specs[i].atoms_per_tick_lot)
-                 for i, (s, _) in shadow.positions.items())
-        return equity * PPM >= mm * (PPM + buffer_ppm)
+        mm, _ = _margin_and_notional(shadow.positions, specs, marks)
+        return shadow.equity(specs, marks) * PPM >= mm * (PPM + buffer_ppm)
 
-    lo, hi = 0, want
-    if ok(hi):
-        return hi
-    for _ in range(64):
-        if lo >= hi - 1:
-            break
-        mid = (lo + hi) // 2
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo if ok(lo) else 0
+    qty = _max_lots(want, ok)
+    return qty if qty or ok(0) else 0
+
+
+def cash_safe_close_lots(cash_atoms: int, size_lots: int, cost_atoms: int, price_ticks: int, k: int,
+                         want_lots: int) -> int:
+    """Most lots (<= ``want_lots``, <= |size|) whose close at ``price_ticks`` keeps ``cash + realized >= 0``.
+
+    The fund's unwind IOC is sized with it, so a fill at its limit (or better) never takes the fund's cash
+    below zero. Exact (settle_fill's rounding), by bisection.
+    """
+    assert size_lots != 0 and price_ticks > 0 and cash_atoms >= 0
+    base = _Shadow(cash_atoms, {0: [size_lots, cost_atoms]})
+
+    def feasible(qty: int) -> bool:
+        trial = base.copy()
+        trial.close(0, qty, price_ticks, k)
+        return trial.balance >= 0
+
+    return _max_lots(min(want_lots, abs(size_lots)), feasible)
 
 
 def apply_waterfall(plan: WaterfallPlan, accounts: Mapping[int, Account], specs: Mapping[int, InstrumentSpec]) -> int:
-    """Apply ``plan`` to engine accounts with ``settle_fill``; returns the insurance-fund delta.
+    """Apply ``plan`` to engine accounts with ``settle_fill``; returns the bad debt booked.
 
-    The engine's own application (with events) must do exactly this; tests use it to prove the plan's
-    guarantees with the engine's arithmetic. Positions that end flat and idle are left in place (the
-    engine prunes idle positions as it does after fills).
+    ``accounts`` holds the fund as account 0 whose ``balance_atoms`` is its cash (the engine keeps that
+    cash in ``insurance_fund_atoms`` instead and emits events; ``RiskEngine._apply_plan`` does exactly
+    this otherwise). Tests use it to prove the plan's guarantees with the engine's arithmetic. Positions
+    that end flat are left in place.
     """
     me = accounts[plan.account_id]
-    for close in plan.closes:
-        k = specs[close.instrument_id].atoms_per_tick_lot
-        other = accounts[close.counterparty_id]
-        mine = me.positions[close.instrument_id]
-        theirs = other.positions.get(close.instrument_id)
-        if theirs is None:
-            theirs = other.positions[close.instrument_id] = Position()
-        settle_fill(me, mine, -close.account_side * close.qty_lots, close.price_ticks, k)
-        settle_fill(other, theirs, close.account_side * close.qty_lots, close.price_ticks, k)
-        other.balance_atoms -= close.charge_atoms
-        me.balance_atoms += close.charge_atoms
-    me.balance_atoms -= plan.insurance_delta_atoms
-    for charge in plan.socialized:
-        accounts[charge.account_id].balance_atoms -= charge.amount_atoms
-        me.balance_atoms += charge.amount_atoms
-    return plan.insurance_delta_atoms
+    for step in plan.steps:
+        if isinstance(step, ForcedClose):
+            k = specs[step.instrument_id].atoms_per_tick_lot
+            other = accounts[step.counterparty_id]
+            theirs = other.positions.get(step.instrument_id)
+            if theirs is None:
+                theirs = other.positions[step.instrument_id] = Position()
+            settle_fill(me, me.positions[step.instrument_id], -step.account_side * step.qty_lots, step.price_ticks, k)
+            settle_fill(other, theirs, step.account_side * step.qty_lots, step.price_ticks, k)
+            other.balance_atoms -= step.charge_atoms
+            me.balance_atoms += step.charge_atoms
+        elif isinstance(step, FundPayment):
+            accounts[INSURANCE_FUND_ACCOUNT_ID].balance_atoms -= step.amount_atoms
+            me.balance_atoms += step.amount_atoms
+        elif isinstance(step, SocializedCharge):
+            accounts[step.account_id].balance_atoms -= step.amount_atoms
+            me.balance_atoms += step.amount_atoms
+        else:
+            accounts[step.account_id].balance_atoms += step.amount_atoms
+    return plan.bad_debt_atoms

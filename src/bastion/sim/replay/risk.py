@@ -55,6 +55,7 @@ from bastion.core.events import (
     Withdrawn,
 )
 from bastion.core.instruments import InstrumentSpec
+from bastion.core.risk.waterfall import INSURANCE_FUND_ACCOUNT_ID
 from bastion.core.risk_messages import AutoDeleveraged, InsuranceFundUsed, PositionLiquidated
 from bastion.core.units import PPM
 from bastion.sim.replay.exchange import Exchange
@@ -271,7 +272,7 @@ class RiskMonitor:
     def _refresh(self, account_id: int) -> None:
         self._drop(account_id)
         account = self.engine.accounts.get(account_id)
-        if account is None:
+        if account is None or account_id == INSURANCE_FUND_ACCOUNT_ID:  # the fund's inventory: no margin
             return
         self._known.add(account_id)
         live = [(iid, pos) for iid, pos in account.positions.items() if pos.size_lots != 0]
@@ -338,6 +339,8 @@ class RiskMonitor:
         under = bankrupt = shortfall = 0
         specs, marks = self.engine.specs, self.engine.marks
         for account in self.engine.accounts.values():
+            if account.account_id == INSURANCE_FUND_ACCOUNT_ID:
+                continue
             equity, maintenance, has_position = _equity_and_margin(account, specs, marks)
             under += int(has_position and equity < maintenance)
             if equity < 0:
