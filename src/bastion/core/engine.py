@@ -605,10 +605,23 @@ class Engine:
     # ------------------------------------------------------------------ order bookkeeping
 
     def _position(self, account: Account, iid: int) -> Position:
-        pos = account.positions.get(iid)
+        """The account's position on ``iid``, created if absent.
+
+        ``account.positions`` is kept in instrument-id order (not first-touch order), so that its
+        iteration order is a function of the state alone and a restored engine iterates it exactly as
+        the uninterrupted one (liquidation, waterfall and margin code walk it). Out-of-order inserts
+        re-sort the dict in place: at most one entry per instrument, and rare.
+        """
+        positions = account.positions
+        pos = positions.get(iid)
         if pos is None:
             pos = Position()
-            account.positions[iid] = pos
+            last = next(reversed(positions)) if positions else 0
+            positions[iid] = pos
+            if iid < last:
+                ordered = sorted(positions.items())
+                positions.clear()
+                positions.update(ordered)
         return pos
 
     def _track(self, account: Account, order: Order) -> None:
@@ -1500,14 +1513,20 @@ class Engine:
             for client_id in recent:
                 account.remember_client_id(client_id, config.limits.client_order_ids_remembered_max)
             engine.accounts[account_id] = account
+        # Book entries come in book priority; the live-order indexes (engine/account/position ``orders``)
+        # must be rebuilt in creation order = order_id order, as an uninterrupted engine holds them:
+        # reduce-only resizing ("oldest keeps its size"), cancel-all and the liquidation cancels walk them.
+        restored: list[Order] = []
         for iid, orders in books:
             for (oid, aid, oiid, cid, side, price, qty, tif, post, ro, stp, exp) in orders:
                 order = Order(oid, aid, oiid, cid, side, price, qty, tif, bool(post), bool(ro), stp, exp)
-                engine._track(engine.accounts[aid], order)
+                restored.append(order)
                 if oid not in parked:
                     engine.books[iid].add(order)
                 if exp:
                     engine._expiry_add(order)
+        for order in sorted(restored, key=lambda o: o.order_id):
+            engine._track(engine.accounts[order.account_id], order)
         engine.marks = {iid: price for iid, price in marks}
         engine.next_order_id = next_id
         engine.fee_pool_atoms, engine.insurance_fund_atoms = fee_pool, insurance

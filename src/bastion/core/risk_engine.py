@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bastion.core.accounts import Account, Position, settle_fill
+from bastion.core.accounts import Account, settle_fill
 from bastion.core.book.base import Order
 from bastion.core.commands import STP, TimeInForce
 from bastion.core.events import CommandRejected, OrderAccepted
@@ -535,9 +535,7 @@ class RiskEngine:
             k = engine.specs[iid].atoms_per_tick_lot
             other = engine.accounts[close.counterparty_id]
             mine = account.positions[iid]
-            theirs = other.positions.get(iid)
-            if theirs is None:
-                theirs = other.positions[iid] = Position()
+            theirs = engine._position(other, iid)  # instrument-id order (Engine._position)
             oi_before = max(mine.size_lots, 0) + max(theirs.size_lots, 0)
             settle_fill(account, mine, -close.account_side * close.qty_lots, close.price_ticks, k)
             pnl = settle_fill(other, theirs, close.account_side * close.qty_lots, close.price_ticks, k)
