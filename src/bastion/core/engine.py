@@ -79,7 +79,7 @@ from bastion.core.integrity.states import (
     luld_halt,
     velocity_pause,
 )
-from bastion.core.margin import OVER_MAX_TIER, free_collateral_atoms
+from bastion.core.margin import OVER_MAX_TIER, free_collateral_atoms, withdrawable_atoms
 from bastion.core.rejects import CancelReason, RejectCode
 from bastion.core.risk_engine import RiskConfig, RiskEngine
 from bastion.core.risk_messages import SetOraclePrice
@@ -276,7 +276,9 @@ class Engine:
             gate = self.risk.withdrawal_code()
             if gate is not None:
                 return gate
-        after = free_collateral_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount)
+        # Settled cash + min(0, uPnL) per position - initial margin - open-order requirements >= 0 after
+        # the withdrawal: positive unrealized PnL never leaves (margin.withdrawable_atoms).
+        after = withdrawable_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount)
         if after < 0:  # also catches OVER_MAX_TIER
             return R.withdrawal_exceeds_free_collateral
         return None

@@ -14,8 +14,7 @@ For each instrument with a position or open orders, at mark price M (atoms per t
                    that moves an order away from the market without growing it needs no check;
 * unrealized PnL   size * M * k - cost.
 
-``free = balance + sum(uPnL - IM - open_loss)``. An order (or amendment, withdrawal, transfer) is accepted
-when ``free_after >= 0``, or when it does not make an under-margined account worse
+``free = balance + sum(uPnL - IM - open_loss)``. An order (or amendment) is accepted when ``free_after >= 0``, or when it does not make an under-margined account worse
 (``free_after >= free_before``, the dYdX v4 rule for orders that reduce risk).
 
 Why this bound is safe: any set of partial fills of the open orders yields a net size inside
@@ -23,6 +22,9 @@ Why this bound is safe: any set of partial fills of the open orders yields a net
 rates with notional); the loss a fill can realize is at most the order's open loss; and fills at better
 prices only help. So no fill at an unchanged mark can take an account that passed the check below its
 initial margin.
+
+Cash leaving the account (withdrawal, transfer out) is held to a stricter rule, :func:`withdrawable_atoms`:
+each position counts ``min(0, uPnL)``, so positive unrealized PnL never becomes withdrawable.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from bastion.core.units import PPM
 from bastion.core.book.base import Order
 from bastion.core.instruments import InstrumentSpec
 
-__all__ = ["OVER_MAX_TIER", "free_collateral_atoms", "order_open_loss_atoms"]
+__all__ = ["OVER_MAX_TIER", "free_collateral_atoms", "order_open_loss_atoms", "withdrawable_atoms"]
 
 OVER_MAX_TIER: int = -(2**127)
 """Sentinel returned when a worst-case position would exceed the last margin bracket."""
@@ -52,8 +54,11 @@ def order_open_loss_atoms(spec: InstrumentSpec, mark_ticks: int, side: int, pric
 
 
 def _position_requirement(spec: InstrumentSpec, mark: int, size: int, cost: int, buy: int, sell: int,
-                          through_ticks_lots: int, fee_base_ticks_lots: int) -> int:
-    """uPnL - IM(worst case) - open loss for one position, or OVER_MAX_TIER (see module docstring)."""
+                          through_ticks_lots: int, fee_base_ticks_lots: int, gains: bool = True) -> int:
+    """uPnL - IM(worst case) - open loss for one position, or OVER_MAX_TIER (see module docstring).
+
+    ``gains`` False counts min(0, uPnL) instead of uPnL (withdrawals: paper gains never leave).
+    """
     k = spec.atoms_per_tick_lot
     long_case = size + buy
     short_case = sell - size
@@ -70,7 +75,10 @@ def _position_requirement(spec: InstrumentSpec, mark: int, size: int, cost: int,
     else:
         return OVER_MAX_TIER
     fee = -((-fee_base_ticks_lots * k * spec.taker_fee_ppm) // PPM) + buy + sell
-    return size * mark * k - cost - im - through_ticks_lots * k - fee
+    upnl = size * mark * k - cost
+    if not gains and upnl > 0:
+        upnl = 0
+    return upnl - im - through_ticks_lots * k - fee
 
 
 def _through_ticks_lots(pos: Position, mark: int, drop: Order | None) -> tuple[int, int]:
@@ -106,6 +114,7 @@ def free_collateral_atoms(
     balance_delta_atoms: int = 0,
     add: tuple[int, int, int, int] | None = None,
     drop: Order | None = None,
+    gains: bool = True,
 ) -> int:
     """Free collateral of ``account`` in atoms after hypothetical changes.
 
@@ -115,6 +124,8 @@ def free_collateral_atoms(
         balance_delta_atoms: change to settled cash (e.g. minus a withdrawal).
         add: an order not yet live, as (instrument_id, side, price_ticks, qty_lots).
         drop: a live order to leave out (the old version of an amended order).
+        gains: count positive unrealized PnL (True, for orders); False gives
+            :func:`withdrawable_atoms`' rule, where each position counts min(0, uPnL).
 
     Returns:
         Free collateral (may be negative), or :data:`OVER_MAX_TIER` when some worst-case position
@@ -129,7 +140,7 @@ def free_collateral_atoms(
         through = (price - mark) if side > 0 else (mark - price)
         base = price if side > 0 and through > 0 else mark
         part = _position_requirement(specs[add_iid], mark, 0, 0, qty if side > 0 else 0, qty if side < 0 else 0,
-                                     through * qty if through > 0 else 0, base * qty)
+                                     through * qty if through > 0 else 0, base * qty, gains)
         if part == OVER_MAX_TIER:
             return OVER_MAX_TIER
         free += part
@@ -162,8 +173,24 @@ def free_collateral_atoms(
                 through += t * qty
                 if side > 0:
                     base += t * qty
-        part = _position_requirement(specs[iid], mark, size, pos.cost_atoms, buy, sell, through, base)
+        part = _position_requirement(specs[iid], mark, size, pos.cost_atoms, buy, sell, through, base, gains)
         if part == OVER_MAX_TIER:
             return OVER_MAX_TIER
         free += part
     return free
+
+
+def withdrawable_atoms(account: Account, specs: dict[int, InstrumentSpec], marks: dict[int, int],
+                       balance_delta_atoms: int = 0) -> int:
+    """What is left for cash to leave (withdrawal, transfer out) after a change of settled cash, atoms.
+
+    ``balance + delta + sum over positions of (min(0, uPnL) - IM(worst case) - open loss)``: the
+    withdrawal rule. Unrealized gains never count, not even against another position's unrealized loss,
+    so cash that only paper gains (a mark that can be pushed, the Mango Markets exploit of October 2022)
+    would cover can never leave; realized PnL is settled cash and can. A withdrawal of ``amount`` is
+    allowed when ``withdrawable_atoms(account, specs, marks, -amount) >= 0``.
+
+    Returns:
+        The slack (may be negative), or :data:`OVER_MAX_TIER` (see :func:`free_collateral_atoms`).
+    """
+    return free_collateral_atoms(account, specs, marks, balance_delta_atoms=balance_delta_atoms, gains=False)
