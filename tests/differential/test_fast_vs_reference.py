@@ -38,3 +38,33 @@ def test_a_planted_divergence_is_found(config, monkeypatch) -> None:
     monkeypatch.setattr(reference.ReferenceBook, "_sorted_opposite", lifo)
     results = [run_differential(config, seed, 1_500) for seed in range(3)]
     assert any(r.divergence is not None for r in results)
+
+
+def test_best_live_price_agrees_on_random_books() -> None:
+    """FastBook.best_live_price and ReferenceBook.best_live_price on the same random resting orders (some
+    GTD), at random engine times and skip budgets; checked against a naive scan of the resting orders."""
+    import random
+
+    from bastion.core.book.base import Order
+    from bastion.core.book.fast import FastBook
+    from bastion.core.book.reference import ReferenceBook
+
+    rng = random.Random(5)
+    for trial in range(200):
+        fast, ref = FastBook(1), ReferenceBook(1)
+        for oid in range(1, rng.randint(1, 40)):
+            side = rng.choice((1, -1))
+            price = 1_000 + (-rng.randint(1, 12) if side > 0 else rng.randint(1, 12))
+            expire = rng.choice((0, 0, rng.randint(1, 100)))
+            qty = rng.randint(1, 9)
+            for book in (fast, ref):
+                book.add(Order(oid, oid % 5, 1, oid, side, price, qty, 3 if expire else 0, False, False, 0, expire))
+        now, skip = rng.randint(0, 120), rng.randint(0, 6)
+        for side in (1, -1):
+            resting = [o for o in ref.orders_in_priority() if o.side == side]
+            expected = None
+            for skipped, o in enumerate(resting):
+                if not (o.expire_at_ns and o.expire_at_ns <= now) or skipped == skip:
+                    expected = o.price_ticks
+                    break
+            assert fast.best_live_price(side, now, skip) == ref.best_live_price(side, now, skip) == expected, trial

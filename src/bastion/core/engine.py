@@ -420,21 +420,23 @@ class Engine:
     def _protection_price(self, spec: InstrumentSpec, side: int) -> int | None:
         """Market order limit: best opposite price +/- market_protection_ppm (never an unbounded sweep),
         clamped into the price band when one is configured (bit-identical when the band does not bind)."""
-        book = self.books[spec.instrument_id]
-        best: int | None
-        band = self.integ[spec.instrument_id].band
-        if band is not None:
-            best = book.best_ask() if side > 0 else book.best_bid()
-            return None if best is None else protection_price(band, side, best, spec.market_protection_ppm)
-        if side > 0:
-            best = book.best_ask()
-            if best is None:
-                return None
-            return min(best * (PPM + spec.market_protection_ppm) // PPM, spec.price_ticks_max)
-        best = book.best_bid()
+        best = self._best_opposite(self.books[spec.instrument_id], side)
         if best is None:
             return None
+        band = self.integ[spec.instrument_id].band
+        if band is not None:
+            return protection_price(band, side, best, spec.market_protection_ppm)
+        if side > 0:
+            return min(best * (PPM + spec.market_protection_ppm) // PPM, spec.price_ticks_max)
         return max(ceil_div(best * (PPM - spec.market_protection_ppm), PPM), 1)
+
+    def _best_opposite(self, book: Any, side: int) -> int | None:
+        """Best resting price a taker on ``side`` would meet first (buy: best ask), ignoring GTD orders
+        that expired but are not swept yet (more than ``expiries_per_command_max`` expired at once):
+        they never trade, so they set neither the post-only check nor the protection price."""
+        if self.next_expiry_ns > self.now_ns:  # nothing expired is left anywhere: the cached best
+            return book.best_ask() if side > 0 else book.best_bid()  # type: ignore[no-any-return]
+        return book.best_live_price(-side, self.now_ns, self.limits.expiries_per_command_max)  # type: ignore[no-any-return]
 
     def _reduce_only_room(self, account: Account, iid: int, side: int, exclude: Order | None = None) -> int:
         """Lots a new reduce-only order on ``side`` may have: |position| on the closing side, minus the
@@ -533,7 +535,10 @@ class Engine:
             room = self._reduce_only_room(account, iid, side)
             if room <= 0:
                 return self._reject(cmd, R.reduce_only_would_increase)
-            qty = min(qty, room)
+            if room < qty:
+                if room < spec.min_order_lots:  # the clamp would make an order below the minimum size
+                    return self._reject(cmd, R.reduce_only_room_below_min_lots)
+                qty = room
         else:
             risk = self.risk
             if risk.pre_trade or risk.queue:  # OI cap, account in liquidation, index freshness (3xx)
@@ -542,7 +547,7 @@ class Engine:
                 if code1 is not None:
                     return self._reject(cmd, code1)
         if cmd.post_only:
-            best = book.best_ask() if side > 0 else book.best_bid()
+            best = self._best_opposite(book, side)
             if best is not None and (price >= best if side > 0 else price <= best):
                 return self._reject(cmd, R.post_only_would_take)
         code = self._margin_code(account, (iid, side, price, qty))
@@ -776,7 +781,8 @@ class Engine:
     # ------------------------------------------------------------------ reduce-only maintenance
 
     def _resize_reduce_only(self) -> None:
-        """After fills: shrink (newest first) or cancel reduce-only orders so they can only reduce."""
+        """After fills: shrink (newest first) or cancel reduce-only orders so they can only reduce (never
+        below ``min_order_lots``: an order that would be shrunk below it is canceled)."""
         seen: set[tuple[int, int]] = set()
         for account, iid in self._touched:
             key = (account.account_id, iid)
@@ -788,13 +794,18 @@ class Engine:
                 continue
             size = pos.size_lots
             room = abs(size)
-            # Oldest keeps its size first, so the newest orders shrink or go first.
+            min_lots = self.specs[iid].min_order_lots
+            # Oldest keeps its size first, so the newest orders shrink or go first; an order the room
+            # would shrink below the instrument's minimum order size goes instead.
             for order in [o for o in pos.orders.values() if o.reduce_only]:
                 if size == 0 or (size > 0) == (order.side > 0) or room == 0:
                     self._cancel_resting(order, CancelReason.reduce_only_resized)
                 elif room < order.qty_lots:
-                    self._shrink_resting(account, order, room, CancelReason.reduce_only_resized)
-                    room = 0
+                    if room < min_lots:
+                        self._cancel_resting(order, CancelReason.reduce_only_resized)
+                    else:
+                        self._shrink_resting(account, order, room, CancelReason.reduce_only_resized)
+                        room = 0
                 else:
                     room -= order.qty_lots
         self._touched = []
@@ -865,10 +876,19 @@ class Engine:
             room = self._reduce_only_room(account, order.instrument_id, side, exclude=order)
             if room <= 0:
                 return self._reject(cmd, R.reduce_only_would_increase)
-            qty = min(qty, room)
+            if room < qty:
+                if room < spec.min_order_lots:
+                    return self._reject(cmd, R.reduce_only_room_below_min_lots)
+                qty = room
+                if price == order.price_ticks:  # a size-up the clamp undid: never lose priority for it
+                    if qty == order.qty_lots:
+                        return self._reject(cmd, R.amend_no_change)
+                    if qty < order.qty_lots:
+                        self._shrink_in_place(account, order, qty)
+                        return None
         book = self.books[order.instrument_id]
         if order.post_only:
-            best = book.best_ask() if side > 0 else book.best_bid()
+            best = self._best_opposite(book, side)
             if best is not None and (price >= best if side > 0 else price <= best):
                 return self._reject(cmd, R.post_only_would_take)
         # An order moved away from the market without growing cannot raise the requirement (margin.py).
@@ -977,8 +997,7 @@ class Engine:
             if check_limit_price(m.band, order.side, price, m.band_spec.mode) is not None:
                 return R.price_ticks_outside_band
         if m.status.state == MarketState.POST_ONLY:
-            book = self.books[order.instrument_id]
-            best = book.best_ask() if order.side > 0 else book.best_bid()
+            best = self._best_opposite(self.books[order.instrument_id], order.side)
             if best is not None and (price >= best if order.side > 0 else price <= best):
                 return R.market_post_only_requires_post_only_order
         return None

@@ -67,6 +67,8 @@ class RejectCode(IntEnum):
     fok_not_fillable = 401
     market_no_liquidity = 402
     amend_no_change = 403
+    reduce_only_room_below_min_lots = 404
+    """Clamping a reduce-only order to what would close the position leaves less than min_order_lots."""
 
     # 5xx market state, guardian commands, price protection, auctions, commit-reveal (issue 4; the same
     # names and numbers as bastion.core.integrity.codes.IntegrityRejectCode)
