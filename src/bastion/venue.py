@@ -165,7 +165,8 @@ class Venue:
     def open(cls, config: VenueConfig, directory: str | Path, *, fsync_policy: FsyncPolicy = FsyncPolicy.GROUP,
              group_records_max: int = 256, clock_ns: Callable[[], int] | None = None,
              check_invariants: bool = False, checkpoint_every_events: int = CHECKPOINT_EVERY_EVENTS_DEFAULT,
-             origin: str | None = None, config_path: str | Path | None = None) -> Venue:
+             origin: str | None = None, config_path: str | Path | None = None,
+             repair_journal_tail: bool = False) -> Venue:
         """Open or create a venue directory, recovering state from snapshot + journal and the output log.
 
         Args:
@@ -179,8 +180,12 @@ class Venue:
             origin: checkpoint origin and key name; defaults to the venue name ``config.name``.
             config_path: the TOML file ``config`` was loaded from, copied as ``venue.toml`` at creation
                 (default: ``venue.toml`` is generated from ``config``).
+            repair_journal_tail: cut a final journal record that is complete but fails verification
+                (after a :class:`~bastion.journal.errors.JournalTailCorruptError`; an operator decision:
+                that record may have been acknowledged). The cut is in ``recovery.torn_tail_bytes``.
 
         Raises:
+            JournalTailCorruptError: the journal's final record is complete but fails verification.
             JournalCorruptError: the journal is damaged before its tail (never silently truncated).
             RecoveryError: no usable snapshot and the journal does not start at seq 1.
             OutputLogCorruptError: ``events.bin`` contradicts re-execution or a recorded root.
@@ -208,11 +213,12 @@ class Venue:
                 apply=apply,
                 state_hash=lambda e: e.state_hash(),
                 empty=lambda: Engine(config, check_invariants=check_invariants),
+                repair_tail=repair_journal_tail,
             )
         engine = result.state if result is not None else Engine(config, check_invariants=check_invariants)
         journal_id = None if result is not None else journal_id_for(key.verifier)  # set at creation only
         writer = JournalWriter.open(journal_path, fsync_policy, group_records_max=group_records_max,
-                                    journal_id=journal_id)
+                                    journal_id=journal_id, repair_tail=repair_journal_tail)
         try:
             assert writer.head.seq == engine.seq, "journal head and recovered state disagree"
             checkpoint = _newest_checkpoint(directory, key)
