@@ -89,6 +89,15 @@ __all__ = ["Engine", "InvariantViolation", "BookFactory"]
 
 BookFactory = Callable[[int], Any]
 ID_MAX = 2**63 - 1
+TIME_NS_MAX = 2**63 - 1
+"""Latest engine time and GTD expiry (int64 ns, year 2262): every time in the state fits an int64."""
+BALANCE_ATOMS_MAX = 2**61
+"""Largest settled cash a deposit or transfer may leave in one account (2.3e18 atoms: 2.3e12 USDC at
+6 decimals), a quarter of int64, leaving headroom for realized PnL."""
+DEPOSITS_TOTAL_ATOMS_MAX = 2**62
+"""Largest venue-wide total of deposits (trader + insurance fund): bounds every balance and the fund."""
+_INT_ENCODABLE_MIN = -(2**63)
+_INT_ENCODABLE_MAX = 2**64 - 1
 _NEVER = 2**63
 DURATION_NS_MAX = 2**62  # longest guardian-scheduled auction (146 years)
 _AUCTION_PRIORITY_BASE = 2**62  # orders that arrived during an auction rank after every resting order
@@ -185,7 +194,7 @@ class Engine:
         """
         item: Any = sequenced
         ts = item.timestamp_ns
-        if item.seq != self.seq + 1 or type(ts) is not int or ts < self.now_ns:
+        if item.seq != self.seq + 1 or type(ts) is not int or ts < self.now_ns or ts > TIME_NS_MAX:
             raise InvariantViolation(f"sequencer contract broken at seq {item.seq} (engine at {self.seq})")
         self.seq = item.seq
         self.now_ns = item.timestamp_ns
@@ -218,8 +227,8 @@ class Engine:
         self._events.append(
             CommandRejected(
                 cmd.__struct_config__.tag,
-                int(account_id) if _is_int(account_id) else 0,
-                int(client_id) if _is_int(client_id) else 0,
+                int(account_id) if _is_int(account_id) and _INT_ENCODABLE_MIN <= account_id <= _INT_ENCODABLE_MAX else 0,
+                int(client_id) if _is_int(client_id) and _INT_ENCODABLE_MIN <= client_id <= _INT_ENCODABLE_MAX else 0,
                 code,
             )
         )
@@ -260,13 +269,21 @@ class Engine:
         account = self._account(cmd.account_id)
         if not isinstance(account, Account):
             return self._reject(cmd, account)
-        code = self._amount_code(cmd.amount_atoms)
+        code = self._amount_code(cmd.amount_atoms) or self._deposit_cap_code(cmd.amount_atoms, account)
         if code is not None:
             return self._reject(cmd, code)
         account.balance_atoms += cmd.amount_atoms
         self.deposits_total_atoms += cmd.amount_atoms
         self.risk.touch(account.account_id)
         self._events.append(Deposited(account.account_id, cmd.amount_atoms, account.balance_atoms))
+
+    def _deposit_cap_code(self, amount: int, account: Account | None) -> RejectCode | None:
+        """Money entering the venue keeps the venue total and the receiving balance inside int64."""
+        if self.deposits_total_atoms + amount > DEPOSITS_TOTAL_ATOMS_MAX:
+            return R.deposits_total_above_max
+        if account is not None and account.balance_atoms + amount > BALANCE_ATOMS_MAX:
+            return R.balance_atoms_above_max
+        return None
 
     def _withdrawal_code(self, account: Account, amount: int) -> RejectCode | None:
         """Cash may leave only if it is settled and not needed as initial margin (unrealized gains stay)."""
@@ -308,6 +325,8 @@ class Engine:
             return self._reject(cmd, R.account_owner_mismatch)
         code = self._amount_code(cmd.amount_atoms) or self._kill_switch_code() or self._withdrawal_code(
             src, cmd.amount_atoms)
+        if code is None and dst.balance_atoms + cmd.amount_atoms > BALANCE_ATOMS_MAX:
+            code = R.balance_atoms_above_max
         if code is not None:
             return self._reject(cmd, code)
         src.balance_atoms -= cmd.amount_atoms
@@ -317,7 +336,7 @@ class Engine:
         self._events.append(Transferred(src.account_id, dst.account_id, cmd.amount_atoms))
 
     def _deposit_insurance_fund(self, cmd: Any) -> None:
-        code = self._amount_code(cmd.amount_atoms)
+        code = self._amount_code(cmd.amount_atoms) or self._deposit_cap_code(cmd.amount_atoms, None)
         if code is not None:
             return self._reject(cmd, code)
         self.insurance_fund_atoms += cmd.amount_atoms
@@ -399,6 +418,8 @@ class Engine:
                 return code
         elif not _is_int(cmd.price_ticks):
             return R.field_type_invalid
+        elif not 0 <= cmd.price_ticks <= spec.price_ticks_max:  # ignored, but never an unbounded value
+            return R.field_value_out_of_range
         elif cmd.post_only or cmd.time_in_force == TimeInForce.GTD:
             return R.market_order_flags_invalid
         code = self._qty_code(spec, cmd.qty_lots)
@@ -407,6 +428,8 @@ class Engine:
         if cmd.time_in_force == TimeInForce.GTD:
             if cmd.expire_at_ns <= self.now_ns:
                 return R.expire_at_ns_not_in_future
+            if cmd.expire_at_ns > TIME_NS_MAX:
+                return R.expire_at_ns_above_max
         elif cmd.expire_at_ns != 0:
             return R.expire_at_ns_without_gtd
         if cmd.post_only and cmd.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):

@@ -49,7 +49,7 @@ from decimal import Decimal
 from enum import IntEnum
 from typing import Any
 
-from bastion.core.units import PPM, GridError, ceil_div, decimal_to_grid, parse_decimal
+from bastion.core.units import PPM, GridError, ceil_div, decimal_to_grid, exact_product, parse_decimal
 
 __all__ = [
     "ConfigError",
@@ -416,10 +416,13 @@ def _instrument(raw: dict[str, Any], index: int, atom_decimals: int) -> Instrume
         raise ConfigError(f"{where}.kind: only 'perpetual' trades in this version, got {kind_name!r}")
     tick, lot = _dec_field(raw, "tick_size", where), _dec_field(raw, "lot_size", where)
     mult = _dec_field(raw, "contract_multiplier", where, "1")
-    per = tick * lot * mult * Decimal(10) ** atom_decimals
+    try:
+        per = exact_product(tick, lot, mult, Decimal(1).scaleb(atom_decimals))
+    except GridError as exc:
+        raise ConfigError(f"{where}: tick_size * lot_size * contract_multiplier: {exc}") from exc
     if per != per.to_integral_value() or per < 1:
         raise ConfigError(
-            f"{where}: tick_size * lot_size * contract_multiplier = {tick * lot * mult} is not a whole "
+            f"{where}: tick_size * lot_size * contract_multiplier = {exact_product(tick, lot, mult)} is not a whole "
             f"number of atoms (10**-{atom_decimals}) per tick-lot"
         )
     price_max = _int_field(raw, "price_ticks_max", where, lo=1, hi=10**15, default=10**12)
