@@ -66,14 +66,14 @@ def test_restore_keeps_positions_in_instrument_order(config: VenueConfig) -> Non
     assert list(restored.accounts[1].positions) == [1, 2]
 
 
-def _hopping_run(config: VenueConfig, seed: int, n: int, restore_every_max: int) -> tuple[int, int]:
+def _hopping_run(config: VenueConfig, seed: int, n: int, restore_every_max: int, soak: bool = False) -> tuple[int, int]:
     """Drive an uninterrupted engine and one that is snapshotted and restored from its own snapshot at
     random points (every 1..restore_every_max commands) with one chaos stream; compare every command's
     events and, at each restore, the state hash. Returns (restores, events compared)."""
     rng = random.Random(seed ^ 0x5EED)
     live = Engine(config)
     hopping = Engine(config)
-    gen = chaos_commands(config, seed, n)
+    gen = chaos_commands(config, seed, n, soak=soak)
     restores = compared = 0
     next_restore = rng.randint(1, restore_every_max)
     item = next(gen)
@@ -98,6 +98,16 @@ def _hopping_run(config: VenueConfig, seed: int, n: int, restore_every_max: int)
 def test_engine_restored_mid_stream_matches_the_uninterrupted_one(config: VenueConfig, seed: int) -> None:
     restores, compared = _hopping_run(config, seed, 2_500, restore_every_max=25)
     assert restores > 100 and compared > 2_500
+
+
+def test_soak_config_restored_mid_stream_matches_the_uninterrupted_one() -> None:
+    """The soak venue (guardians, oracle prices, tiny limits, band, velocity, risk gates) and its stream:
+    integrity and risk state (auctions, liquidations, funding) round-trip through snapshots too."""
+    from bastion.sim.differential import soak_config
+
+    for seed in range(4):
+        restores, compared = _hopping_run(soak_config(), seed, 2_000, restore_every_max=40, soak=True)
+        assert restores > 40 and compared > 2_000
 
 
 @pytest.mark.parametrize("seed", [2, 6])

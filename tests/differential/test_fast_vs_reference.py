@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.sim.differential import run_differential, run_differential_mix
+from bastion.sim.differential import run_differential, run_differential_mix, soak_config
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -16,6 +16,50 @@ def test_fast_and_reference_agree(config, seed: int) -> None:
     result = run_differential(config, seed, 1_500, check_invariants=True)
     assert result.divergence is None, f"seed {seed}: {result.divergence}"
     assert result.events > 1_500
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fast_and_reference_agree_on_the_soak_venue(seed: int) -> None:
+    """The soak venue and stream: guardians, oracle prices, price jumps, tiny named limits, an ETH band
+    with velocity logic, risk gates; full invariant check after every command on both engines."""
+    result = run_differential(soak_config(), seed, 1_500, check_invariants=True, soak=True)
+    assert result.divergence is None, f"seed {seed}: {result.divergence}"
+
+
+def test_an_auction_remainder_beyond_a_moved_band_is_swept() -> None:
+    """Regression (soak seeds 9 and 12): an ETH auction uncrossed after the mark had moved the band;
+    a limit remainder from the auction book rested below the band with no sweep pending, breaking the
+    'nothing rests beyond its band' invariant. The uncross now marks the sweep."""
+    for seed in (9, 12):
+        result = run_differential(soak_config(), seed, 2_100, soak=True, invariants_every=1)
+        assert result.divergence is None, f"seed {seed}: {result.divergence}"
+        assert result.invariant_checks > 2_000 and result.cancels["outside_band"] > 0
+
+
+def test_the_soak_stream_reaches_every_stop_and_gate() -> None:
+    """Coverage of the soak, counted from the events: named-limit stops, oracle prices, guardian
+    transitions, liquidations, reduce-only resizing, STP, caps and gates all occur."""
+    from collections import Counter
+
+    rejects, cancels, kinds = Counter(), Counter(), Counter()
+    for seed in range(4):
+        result = run_differential(soak_config(), seed, 4_000, soak=True, invariants_every=50)
+        assert result.divergence is None, f"seed {seed}: {result.divergence}"
+        assert result.invariant_checks == result.commands // 50
+        rejects.update(result.rejects)
+        cancels.update(result.cancels)
+        cancels.update(result.reductions)  # reduce-only resizing and STP decrement also shrink orders
+        kinds.update(result.event_types)
+    for reason in ("levels_walked_max", "fills_per_command_max", "reduce_only_resized", "liquidation", "expired",
+                   "outside_band", "stp_expire_maker", "stp_decrement", "cancel_all"):
+        assert cancels[reason] > 0, (reason, cancels)
+    for code in ("orders_open_max_reached", "accounts_max_reached", "open_interest_cap_exceeded",
+                 "index_price_unavailable", "market_halted", "guardian_unauthorized", "price_ticks_outside_band",
+                 "expire_at_ns_above_max", "time_in_force_invalid", "stp_mode_invalid", "order_type_invalid",
+                 "field_value_out_of_range", "fok_not_fillable"):
+        assert rejects[code] > 0, (code, rejects)
+    for kind in ("IndexPriceSet", "MarketStateChanged", "KillSwitchSet", "PositionLiquidated", "AuctionCleared"):
+        assert kinds[kind] > 0, (kind, kinds)
 
 
 def test_fast_and_reference_agree_on_the_deep_book_mix(config) -> None:

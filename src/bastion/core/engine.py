@@ -1368,6 +1368,10 @@ class Engine:
             if m.band_spec is not None and m.band_spec.source == ReferenceSource.LAST_TRADE:
                 self._move_reference(m, price)
         m.luld = LuldState()
+        if m.band is not None and not m.sweep_pending and self._band_violated(iid, m.band):
+            # Limit remainders accepted while the band was elsewhere (it moved with the mark during the
+            # auction) now rest beyond it: sweep them like any order a moved band leaves behind.
+            m.sweep_pending = True
         if self._touched:
             self._resize_reduce_only()
 
