@@ -105,3 +105,39 @@ def test_realized_gain_is_settled_cash_and_can_leave(config) -> None:
     assert 1 not in account.positions
     assert account.balance_atoms == 69_370_000
     assert drive(Withdraw(1, 69_370_000)) == [Withdrawn(1, 69_370_000, 0)]
+
+
+def test_cash_can_go_negative_against_paper_gains_but_then_nothing_leaves(config) -> None:
+    """Cross margin lets unrealized gains carry margin and fees, so settled cash can go negative while
+    equity stays positive (dYdX v4: a negative USDC position); the withdrawal rule then lets nothing
+    leave, and the risk invariants hold (a negative balance is bad debt only on a flat account).
+
+    Account 1 (10 USDC) sells 5 lots at 60,000.0 (fee 150,000; cash 9,850,000). Mark -> 48,000.0:
+    uPnL +60,000,000, IM 5 * 480,000 * 100 * 0.8 % = 1,920,000, so 7,930,000 may be withdrawn (cash left
+    1,920,000). It then sells 100 lots limited at 48,000.0 into account 2's bid at 60,000.0: margin passes
+    (IM for 105 lots 40,320,000 + fee reserve 2,400,100 <= cash + gain 61,920,000) and the fill's fee is
+    100 * 600,000 * 100 * 500e-6 = 3,000,000 > 1,920,000: cash -1,080,000, equity +1,258,920,000."""
+    engine = Engine(config, check_invariants=True)
+    drive = Driver(engine)
+    drive(CreateAccount(1, 1))
+    drive(CreateAccount(2, 2))
+    drive(Deposit(1, 10_000_000))
+    drive(Deposit(2, 10**13))
+    drive(PlaceOrder(2, 1, 1, 1, P, 5))
+    drive(PlaceOrder(1, 1, 1, -1, P, 5))
+    drive(SetMarkPrice(1, 480_000))
+    account = engine.accounts[1]
+    assert withdrawable_atoms(account, engine.specs, engine.marks) == 9_850_000 - 1_920_000
+    assert drive(Withdraw(1, 7_930_000)) == [Withdrawn(1, 7_930_000, 1_920_000)]
+    drive(PlaceOrder(2, 1, 2, 1, P, 100))
+    events = drive(PlaceOrder(1, 1, 2, -1, 480_000, 100))
+    assert [e.taker_fee_atoms for e in events if hasattr(e, "taker_fee_atoms")] == [3_000_000]
+    assert account.balance_atoms == -1_080_000
+    pos = account.positions[1]
+    equity = account.balance_atoms + pos.size_lots * 480_000 * 100 - pos.cost_atoms
+    assert (pos.size_lots, equity) == (-105, 1_258_920_000)
+    assert withdrawable_atoms(account, engine.specs, engine.marks) < 0
+    drive(CreateAccount(3, 1))
+    for cmd in (Withdraw(1, 1), Transfer(1, 3, 1)):
+        assert drive(cmd)[0].code == R.balance_insufficient  # negative settled cash: nothing to take
+    assert engine.risk.check() == []

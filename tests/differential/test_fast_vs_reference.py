@@ -36,6 +36,24 @@ def test_an_auction_remainder_beyond_a_moved_band_is_swept() -> None:
         assert result.invariant_checks > 2_000 and result.cancels["outside_band"] > 0
 
 
+def test_auction_fills_refresh_the_liquidation_index() -> None:
+    """Regression (soak seed 17, seq 3567): account 6's position last changed in a call-auction uncross
+    (seq 3392), which did not mark the two accounts for a health check and a liquidation-index refresh;
+    a later 6 % mark drop then swept the stale entry and left it below maintenance with no liquidation
+    pending (a risk invariant). Auction fills now touch both accounts, like continuous fills."""
+    result = run_differential(soak_config(), 17, 3_600, soak=True, invariants_every=1)
+    assert result.divergence is None, result.divergence
+    assert result.event_types["AuctionCleared"] > 0 and result.event_types["PositionLiquidated"] > 0
+
+
+def test_a_liquidation_that_takes_the_orders_a_sweep_waits_for_clears_the_sweep() -> None:
+    """Regression (soak seed 47, seq 18130): an oracle move shifted the ETH band above every ask; the
+    sweep canceled its budget of 3 and stayed pending, then the same command's liquidation IOC bought
+    the remaining asks: no violation left, yet the sweep stayed pending (an integrity invariant)."""
+    result = run_differential(soak_config(), 47, 18_200, soak=True, invariants_every=1)
+    assert result.divergence is None, result.divergence
+
+
 def test_the_soak_stream_reaches_every_stop_and_gate() -> None:
     """Coverage of the soak, counted from the events: named-limit stops, oracle prices, guardian
     transitions, liquidations, reduce-only resizing, STP, caps and gates all occur."""

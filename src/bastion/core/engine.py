@@ -217,6 +217,8 @@ class Engine:
             self._integrity_after()
         if risk.touched or risk.marks_changed or risk.queue:
             risk.after_command()
+            if not self._integrity_idle:
+                self._clear_stale_sweeps()
         if self.check_every_command:
             self.check_invariants()
         return events
@@ -1141,6 +1143,13 @@ class Engine:
             m.sweep_pending = True
             self._integrity_idle = False
 
+    def _clear_stale_sweeps(self) -> None:
+        """After the risk engine ran: a liquidation IOC may have taken the very orders a pending band
+        sweep was waiting to cancel, so a sweep is pending only while a violation remains."""
+        for m in self.integ.values():
+            if m.sweep_pending and (m.band is None or not self._band_violated(m.instrument_id, m.band)):
+                m.sweep_pending = False
+
     def _band_violated(self, iid: int, band: Band) -> bool:
         book = self.books[iid]
         bid, ask = book.best_bid(), book.best_ask()
@@ -1405,6 +1414,10 @@ class Engine:
         self.fee_pool_atoms += 2 * fee
         s_pos.open_sell_lots -= qty_lots
         b_pos.open_buy_lots -= qty_lots
+        # Both positions changed: health re-check after the command and a fresh liquidation-index entry
+        # (without it a later mark move sweeps a stale entry and misses the account).
+        self.risk.touch(sell.account_id)
+        self.risk.touch(buy.account_id)
         self._events.append(TradeExecuted(iid, price_ticks, qty_lots, 0, sell.order_id, buy.order_id,
                                           sell.account_id, buy.account_id, fee, fee, s_pnl, b_pnl))
         for acct, order, pos in ((s_acct, sell, s_pos), (b_acct, buy, b_pos)):

@@ -629,7 +629,11 @@ class RiskEngine:
         broken: list[str] = []
         if engine.insurance_fund_atoms < 0:
             broken.append("insurance fund negative")
-        negative = sum(-a.balance_atoms for a in engine.accounts.values() if a.balance_atoms < 0)
+        # Flat accounts only: with positions, settled cash may be negative while unrealized gains keep
+        # equity up (a fee or a realized loss paid against paper profit; dYdX v4's negative USDC); that
+        # cash can never leave (margin.withdrawable_atoms). Flat and negative is a loss nobody covered.
+        negative = sum(-a.balance_atoms for a in engine.accounts.values()
+                       if a.balance_atoms < 0 and not any(p.size_lots for p in a.positions.values()))
         if negative > self.bad_debt_atoms:
             broken.append(f"negative balances {negative} exceed recorded bad debt {self.bad_debt_atoms}")
         queued = set(self.queue)
