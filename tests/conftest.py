@@ -10,7 +10,8 @@ import pytest
 from bastion.core.commands import Command, Sequenced
 from bastion.core.engine import Engine
 from bastion.core.events import Event
-from bastion.core.instruments import VenueConfig, load_venue_config
+from bastion.config import load_venue_config
+from bastion.core.instruments import VenueConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

@@ -37,7 +37,8 @@ from typing import Any
 
 from bastion.core.commands import PlaceOrder, Sequenced, encode_sequenced
 from bastion.core.engine import Engine
-from bastion.core.instruments import VenueConfig, load_venue_config
+from bastion.config import load_venue_config
+from bastion.core.instruments import VenueConfig
 from bastion.sim.streams import exchange_core_mix, sequenced
 
 __all__ = ["WORKLOADS", "machine_info", "percentile", "run_workloads"]

@@ -56,22 +56,46 @@ def soak(
     per_seed: int = typer.Option(20_000, help="Commands per seeded stream."),
     first_seed: int = typer.Option(0, help="Seed of the first stream."),
     mix_commands: int = typer.Option(100_000, help="Also run this many deep-book mix commands (0: skip)."),
+    venue: str = typer.Option("both", help="Streams on the 'soak' venue (guardians, tiny limits, band, "
+                                           "risk gates, oracle prices), the 'default' venue, or 'both' "
+                                           "(alternating by seed)."),
+    invariants_every: int = typer.Option(50, help="Full invariant check on both engines every N commands "
+                                                  "(0: off)."),
 ) -> None:
-    """Differential soak: fast engine vs reference engine on seeded random streams; exit 1 on divergence."""
-    from bastion.bench import default_config
-    from bastion.sim.differential import run_differential
+    """Differential soak: fast engine vs reference engine on seeded random streams; exit 1 on divergence.
 
-    config = default_config()
+    Prints one JSON object: totals, elapsed seconds, and how often each reject code, cancel reason,
+    reduce reason and event type occurred (coverage of the stream).
+    """
+    import time
+    from collections import Counter
+
+    from bastion.bench import default_config
+    from bastion.sim.differential import run_differential, soak_config
+
+    if venue not in ("both", "soak", "default"):
+        console.print(f"[red]--venue must be both, soak or default, not {venue!r}")
+        raise typer.Exit(2)
+    configs = {"default": default_config(), "soak": soak_config()}
     streams = max(1, commands // per_seed)
-    total_cmds = total_events = 0
+    total_cmds = total_events = checks = 0
+    per_venue: Counter[str] = Counter()
+    coverage: dict[str, Counter[str]] = {k: Counter() for k in ("rejects", "cancels", "reductions", "event_types")}
+    started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("fast vs reference", total=streams * per_seed)
         for seed in range(first_seed, first_seed + streams):
-            result = run_differential(config, seed, per_seed)
+            name = venue if venue != "both" else ("soak" if seed % 2 else "default")
+            result = run_differential(configs[name], seed, per_seed, soak=name == "soak",
+                                      invariants_every=invariants_every)
             total_cmds += result.commands
             total_events += result.events
+            checks += result.invariant_checks
+            per_venue[name] += result.commands
+            for key, counter in coverage.items():
+                counter.update(getattr(result, key))
             if result.divergence is not None:
-                console.print(f"[red]DIVERGENCE seed={seed}: {result.divergence}")
+                console.print(f"[red]DIVERGENCE seed={seed} venue={name}: {result.divergence}")
                 raise typer.Exit(1)
             progress.advance(task, per_seed)
     mix = None
@@ -79,13 +103,23 @@ def soak(
         from bastion.sim.differential import run_differential_mix
 
         console.print(f"deep-book mix: {mix_commands:,} commands through both engines...")
-        mix = run_differential_mix(config, first_seed, mix_commands)
+        mix = run_differential_mix(configs["default"], first_seed, mix_commands)
         if mix.divergence is not None:
             console.print(f"[red]DIVERGENCE (mix, seed={first_seed}): {mix.divergence}")
             raise typer.Exit(1)
+    elapsed = time.perf_counter() - started
+    table = Table(title="soak coverage (fast engine's events)")
+    for col in ("kind", "name", "count"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    for key in ("rejects", "cancels", "reductions"):
+        for name, count in sorted(coverage[key].items(), key=lambda kv: -kv[1]):
+            table.add_row(key, name, f"{count:,}")
+    console.print(table)
     print(json.dumps({"streams": streams, "commands": total_cmds, "events": total_events,
+                      "commands_by_venue": dict(per_venue), "invariant_checks": checks,
                       "mix_commands": mix.commands if mix else 0, "mix_events": mix.events if mix else 0,
-                      "divergences": 0}))
+                      "divergences": 0, "elapsed_s": round(elapsed, 1),
+                      **{k: dict(sorted(v.items())) for k, v in coverage.items()}}))
 
 
 @app.command()

@@ -72,7 +72,8 @@ from bastion.audit.outlog import (
 )
 from bastion.core.commands import Command, Sequenced, decode_sequenced, encode_sequenced
 from bastion.core.engine import Engine
-from bastion.core.events import Event
+from bastion.core.events import CommandRejected, Event
+from bastion.core.rejects import RejectCode
 from bastion.core.instruments import VenueConfig
 from bastion.journal.file import FsyncPolicy, JournalReader, JournalWriter
 from bastion.journal.recovery import RecoveryResult, recover
@@ -101,6 +102,23 @@ class CommandNotJournalableError(ValueError):
 def apply_payload(engine: Engine, payload: bytes) -> list[Event]:
     """Decode one journal payload and apply it (the replay step shared by recovery and verification)."""
     return engine.apply(decode_sequenced(payload))
+
+
+def _gate_rejection(command: object) -> CommandRejected:
+    """The rejection of a command that cannot be journaled (see :meth:`Venue.submit`)."""
+    config = getattr(command, "__struct_config__", None)
+    tag = config.tag if config is not None and isinstance(config.tag, str) else type(command).__name__
+    values = [getattr(command, f) for f in getattr(command, "__struct_fields__", ())]
+    code = RejectCode.field_type_invalid
+    if any(type(v) is int and not -(2**63) <= v < 2**64 for v in values):
+        code = RejectCode.field_value_out_of_range
+
+    def small_int(name: str) -> int:
+        value = getattr(command, name, 0)
+        return value if type(value) is int and 0 <= value < 2**63 else 0
+
+    return CommandRejected(tag, small_int("account_id") or small_int("from_account_id"), small_int("client_order_id"),
+                           code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +183,8 @@ class Venue:
     def open(cls, config: VenueConfig, directory: str | Path, *, fsync_policy: FsyncPolicy = FsyncPolicy.GROUP,
              group_records_max: int = 256, clock_ns: Callable[[], int] | None = None,
              check_invariants: bool = False, checkpoint_every_events: int = CHECKPOINT_EVERY_EVENTS_DEFAULT,
-             origin: str | None = None, config_path: str | Path | None = None) -> Venue:
+             origin: str | None = None, config_path: str | Path | None = None,
+             repair_journal_tail: bool = False) -> Venue:
         """Open or create a venue directory, recovering state from snapshot + journal and the output log.
 
         Args:
@@ -179,8 +198,12 @@ class Venue:
             origin: checkpoint origin and key name; defaults to the venue name ``config.name``.
             config_path: the TOML file ``config`` was loaded from, copied as ``venue.toml`` at creation
                 (default: ``venue.toml`` is generated from ``config``).
+            repair_journal_tail: cut a final journal record that is complete but fails verification
+                (after a :class:`~bastion.journal.errors.JournalTailCorruptError`; an operator decision:
+                that record may have been acknowledged). The cut is in ``recovery.torn_tail_bytes``.
 
         Raises:
+            JournalTailCorruptError: the journal's final record is complete but fails verification.
             JournalCorruptError: the journal is damaged before its tail (never silently truncated).
             RecoveryError: no usable snapshot and the journal does not start at seq 1.
             OutputLogCorruptError: ``events.bin`` contradicts re-execution or a recorded root.
@@ -208,11 +231,12 @@ class Venue:
                 apply=apply,
                 state_hash=lambda e: e.state_hash(),
                 empty=lambda: Engine(config, check_invariants=check_invariants),
+                repair_tail=repair_journal_tail,
             )
         engine = result.state if result is not None else Engine(config, check_invariants=check_invariants)
         journal_id = None if result is not None else journal_id_for(key.verifier)  # set at creation only
         writer = JournalWriter.open(journal_path, fsync_policy, group_records_max=group_records_max,
-                                    journal_id=journal_id)
+                                    journal_id=journal_id, repair_tail=repair_journal_tail)
         try:
             assert writer.head.seq == engine.seq, "journal head and recovered state disagree"
             checkpoint = _newest_checkpoint(directory, key)
@@ -267,12 +291,19 @@ class Venue:
     def submit(self, command: Command, timestamp_ns: int | None = None) -> tuple[Sequenced, list[Event]]:
         """Sequence, journal (buffered) and apply one command. Not acknowledged until :meth:`commit`.
 
-        Raises:
-            CommandNotJournalableError: the command does not survive encode/decode (nothing changes).
+        Never raises on what a client or feed sends: a command that cannot be journaled (a float, a
+        string or an int beyond 64 bits where an int belongs, or not a command at all) is refused at
+        the gate, before the sequencer: nothing is journaled or applied, the returned envelope has
+        ``seq`` 0 (not sequenced) and the one event is a ``CommandRejected`` with
+        ``field_value_out_of_range`` (an int beyond 64 bits) or ``field_type_invalid``. Such a refusal
+        is not in the output log: it is not part of the journaled history.
         """
         now = self._clock_ns() if timestamp_ns is None else timestamp_ns
         item = Sequenced(self.engine.seq + 1, max(now, self.engine.now_ns), command)
-        return item, self._journal_and_apply(item)
+        try:
+            return item, self._journal_and_apply(item)
+        except CommandNotJournalableError:
+            return Sequenced(0, item.timestamp_ns, command), [_gate_rejection(command)]
 
     def submit_sequenced(self, item: Sequenced) -> list[Event]:
         """Journal and apply an already stamped command (replays of recorded sessions).

@@ -11,7 +11,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from bastion.core.instruments import load_venue_config
+from bastion.config import load_venue_config
 from bastion.journal.file import FsyncPolicy
 from bastion.sim.streams import exchange_core_mix
 from bastion.venue import Venue

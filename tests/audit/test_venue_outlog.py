@@ -181,15 +181,23 @@ def test_header_length_prefix_is_what_the_scanner_reads(built) -> None:
 
 
 def test_unjournalable_commands_are_refused_before_the_journal(config, tmp_path) -> None:
-    """A float where an int belongs encodes but never decodes: refused, nothing journaled or applied."""
-    from bastion.core.commands import CreateAccount, Deposit
+    """A float where an int belongs encodes but never decodes: refused, nothing journaled or applied.
+    Venue.submit (what clients reach) returns a typed rejection instead of raising (it raised
+    CommandNotJournalableError before: a client could make the venue raise); submit_sequenced, the
+    operator's replay path, still raises."""
+    from bastion.core.commands import CreateAccount, Deposit, Sequenced
+    from bastion.core.events import CommandRejected
+    from bastion.core.rejects import RejectCode
     from bastion.venue import CommandNotJournalableError
 
     with Venue.open(config, tmp_path / "v") as venue:
         venue.submit(CreateAccount(1, 1), timestamp_ns=10**9)
-        for bad in (Deposit(1, 1.5), Deposit(1, 2**70)):  # type: ignore[arg-type]
+        for bad, code in ((Deposit(1, 1.5), RejectCode.field_type_invalid),  # type: ignore[arg-type]
+                          (Deposit(1, 2**70), RejectCode.field_value_out_of_range)):
+            item, events = venue.submit(bad, timestamp_ns=10**9 + 1)
+            assert item.seq == 0 and events == [CommandRejected("deposit", 1, 0, code)]
             with pytest.raises(CommandNotJournalableError):
-                venue.submit(bad, timestamp_ns=10**9 + 1)
+                venue.submit_sequenced(Sequenced(2, 10**9 + 1, bad))
         assert venue.engine.seq == venue.writer.head.seq == 1
         venue.submit(Deposit(1, 5), timestamp_ns=10**9 + 2)
     assert verify_directory(tmp_path / "v").status == 0

@@ -179,8 +179,11 @@ def test_paper_gain_only_the_mark_shows_lends_nothing(config) -> None:
 
     * A resting buy of 14 BTC at 60,000.0: at the mark, free = 9,970 + 6,000 - IM(990,000 = 2 % - 6,100 =
       13,700) - fee reserve 462 = +1,808; at the index, 9,970 - IM(900,000) 11,900 - 420 = -2,350: refused.
-    * Withdrawal: at the mark 9,970 + 6,000 - IM(66,000) 560 would let all 9,970 go; at the index
-      9,970 - IM(60,000) 500: exactly 9,470 USDC may leave and one atom more may not."""
+    * Withdrawal: counting the gain, at the mark 9,970 + 6,000 - IM(66,000) 560 would let all 9,970 go.
+      Cash leaves under both rules: the gain never counts (margin.withdrawable_atoms), and each
+      instrument is taken at the worse of mark and index: at the mark 9,970 + min(0, 6,000) - 560 =
+      9,410, at the index 9,970 - IM(60,000) 500 = 9,470; exactly 9,410 USDC may leave and one atom
+      more may not."""
     from bastion.core.risk_messages import SetOraclePrice
 
     engine = Engine(config, check_invariants=True)
@@ -196,5 +199,5 @@ def test_paper_gain_only_the_mark_shows_lends_nothing(config) -> None:
     assert engine.risk.index_prices[1] == P and engine.marks[1] == 660_000
     assert engine.accounts[2].balance_atoms == 9_970_000_000
     assert drive(PlaceOrder(2, 1, 2, 1, P, 14_000, post_only=True))[0].code == RejectCode.margin_initial_insufficient
-    assert drive(Withdraw(2, 9_470_000_001))[0].code == RejectCode.withdrawal_exceeds_free_collateral
-    assert isinstance(drive(Withdraw(2, 9_470_000_000))[0], Withdrawn)
+    assert drive(Withdraw(2, 9_410_000_001))[0].code == RejectCode.withdrawal_exceeds_free_collateral
+    assert isinstance(drive(Withdraw(2, 9_410_000_000))[0], Withdrawn)

@@ -20,6 +20,7 @@ from bastion.journal.errors import (
     JournalError,
     JournalIOError,
     JournalLockedError,
+    JournalTailCorruptError,
 )
 from bastion.journal.file import FsyncPolicy, JournalReader, JournalWriter
 from bastion.journal.records import (
@@ -88,11 +89,22 @@ def check_flip(journal: Path, scratch: Path, spans: list[tuple[int, int]], offse
         assert info.value.path == str(scratch)
         assert scratch.read_bytes()[offset] == journal.read_bytes()[offset] ^ mask  # untouched
         return
-    with JournalWriter.open(scratch) as writer:
+    # The last record: all of its bytes are present, so a failing checksum or chain is corruption, not
+    # a torn write (it may have been acknowledged). Before this rule it was cut silently as a torn tail.
+    with pytest.raises(JournalTailCorruptError) as tail_info:
+        JournalWriter.open(scratch)
+    assert (tail_info.value.seq, tail_info.value.offset) == (index + 1, start), offset
+    assert tail_info.value.reason is expected_reason(offset - start)
+    assert tail_info.value.path == str(scratch)
+    assert scratch.stat().st_size == end  # untouched
+    with pytest.raises(JournalTailCorruptError):
+        JournalReader(scratch).scan()
+    with JournalWriter.open(scratch, repair_tail=True) as writer:  # the explicit operator repair
         torn = writer.tail_truncation
         assert torn is not None, offset
         assert (torn.offset, torn.seq, torn.bytes_dropped) == (start, index + 1, end - start)
         assert torn.reason is expected_reason(offset - start)
+        assert torn.repaired
         assert writer.last_durable_seq == index
     assert scratch.stat().st_size == start
 
@@ -373,7 +385,9 @@ def test_power_loss_keeps_every_acknowledged_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A LazyFS-style shim: bytes not covered by a completed fsync survive only as a random prefix
-    (optionally ending in zeros: allocated but unwritten blocks). Acked records must all survive."""
+    (optionally ending in zeros: allocated but unwritten blocks). Acked records must all survive; a
+    final record that looks complete but fails (zeros inside it) is refused until repaired, and then
+    only unacknowledged bytes are cut."""
     for trial in range(40):
         rng = random.Random(SEED + trial)
         path = tmp_path / f"power-{trial}.bin"
@@ -413,7 +427,15 @@ def test_power_loss_keeps_every_acknowledged_record(
         crashed = tmp_path / f"crashed-{trial}.bin"
         crashed.write_bytes(bytes(survived))
         writer.close()
-        with JournalWriter.open(crashed) as recovered:
+        repair = False
+        try:
+            JournalWriter.open(crashed).close()
+        except JournalTailCorruptError as exc:
+            # Zeros inside a complete-looking final record: refused (it could have been an acknowledged
+            # record) unless the operator repairs; here it lies beyond everything that was fsynced.
+            assert exc.offset >= durable_size[-1], (trial, exc)
+            repair = True
+        with JournalWriter.open(crashed, repair_tail=repair) as recovered:
             assert recovered.last_durable_seq >= acked, (trial, recovered.tail_truncation)
             head_seq = recovered.last_durable_seq
         assert read_payloads(crashed) == payloads[:head_seq]

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bastion.journal.errors import FaultReason, JournalCorruptError
+from bastion.journal.errors import FaultReason, JournalCorruptError, JournalTailCorruptError
 from bastion.journal.records import (
     FILE_HEADER_SIZE,
     RECORD_HEADER_SIZE,
@@ -147,8 +147,12 @@ def test_scanner_tail_versus_middle_classification() -> None:
         mutable[offset] ^= rng.randrange(1, 256)
         record_index = max(i for i, start in enumerate(offsets) if start <= offset)
         if record_index == len(offsets) - 1:
-            summary = scan_image(bytes(mutable))
-            assert summary.torn_tail is not None
+            # The last record is complete: a flip there is corruption (was: cut as a torn tail).
+            with pytest.raises(JournalTailCorruptError) as tail_info:
+                scan_image(bytes(mutable))
+            assert (tail_info.value.seq, tail_info.value.offset) == (len(offsets), offsets[-1])
+            summary = scan_image(bytes(mutable), repair_tail=True)
+            assert summary.torn_tail is not None and summary.torn_tail.repaired
             assert summary.torn_tail.offset == offsets[-1]
             assert summary.end.seq == len(offsets) - 1
         else:
@@ -170,13 +174,42 @@ def test_header_valid_but_wrong_seq_at_tail_is_corruption_not_torn() -> None:
 
 
 def test_garbage_after_last_record_is_a_torn_tail() -> None:
+    """Zero fill (size extended before the data landed) and fewer bytes than a record header are torn
+    writes; nothing complete was ever there."""
     image, _ = build_image([b"one", b"two"])
-    for garbage in (b"\0" * 100, b"\xff" * 7, b"BREC" + bytes(80)):
+    for garbage in (b"\0" * 100, b"\xff" * 7, b"BREC" + bytes(60)):
         summary = scan_image(image + garbage)
-        assert summary.torn_tail is not None
+        assert summary.torn_tail is not None and not summary.torn_tail.repaired
         assert summary.torn_tail.offset == len(image)
         assert summary.torn_tail.bytes_dropped == len(garbage)
         assert summary.end.seq == 2
+
+
+def test_a_complete_final_record_that_fails_is_corruption_not_a_torn_tail() -> None:
+    """A full record header's worth of non-zero bytes that do not verify (84 bytes: "BREC" then zeros;
+    was treated as torn), and a last record whose header verifies and whose payload is all there but
+    whose chain fails: refused with JournalTailCorruptError naming the offset, unless repair_tail."""
+    image, offsets = build_image([b"one", b"two"])
+    bad_chain = bytearray(image)
+    bad_chain[-1] ^= 0x01
+    for damaged, offset, reason in ((image + b"BREC" + bytes(80), len(image), FaultReason.BAD_HEADER_CHECKSUM),
+                                    (bytes(bad_chain), offsets[1], FaultReason.BAD_CHAIN)):
+        with pytest.raises(JournalTailCorruptError) as info:
+            scan_image(damaged)
+        assert (info.value.offset, info.value.reason) == (offset, reason)
+        assert f"offset {offset}" in str(info.value)
+        summary = scan_image(damaged, repair_tail=True)
+        assert summary.torn_tail is not None and summary.torn_tail.repaired
+        assert summary.torn_tail.offset == offset and summary.end.offset == offset
+
+
+def test_a_short_final_record_is_a_torn_tail_at_every_length() -> None:
+    """Every strict prefix of the last record (header cut, or payload cut after a good header) is torn."""
+    image, offsets = build_image([b"one", b"a longer second payload"])
+    for length in range(offsets[1] + 1, len(image)):
+        summary = scan_image(image[:length])
+        assert summary.torn_tail is not None and summary.torn_tail.reason is FaultReason.TRUNCATED
+        assert not summary.torn_tail.repaired and summary.end.seq == 1
 
 
 def test_scan_positions_resume_verification_midway() -> None:

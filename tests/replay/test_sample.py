@@ -14,7 +14,7 @@ import pytest
 
 from bastion.core.engine import Engine
 from bastion.core.commands import decode_sequenced
-from bastion.core.instruments import load_venue_config
+from bastion.config import load_venue_config
 from bastion.feeds.binance import BINANCE_USDM_BTCUSDT, capture_files, iter_synced
 from bastion.feeds.book import LocalBook
 from bastion.feeds.sample import sample_dir

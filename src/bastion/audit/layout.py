@@ -238,7 +238,7 @@ def load_stored_config(directory: Path) -> VenueConfig:
     Raises:
         ConfigError: missing, unreadable or invalid file (message names the field).
     """
-    from bastion.core.instruments import load_venue_config
+    from bastion.config import load_venue_config
 
     return load_venue_config(directory / CONFIG_NAME)
 
@@ -266,7 +266,7 @@ def store_config(directory: Path, config: VenueConfig, source: Path | None = Non
             raise LayoutError(f"{path} describes another venue configuration than the one given")
         return
     if source is not None:
-        from bastion.core.instruments import load_venue_config
+        from bastion.config import load_venue_config
 
         if load_venue_config(source).canonical() != config.canonical():
             raise LayoutError(f"{source} does not describe the venue configuration given")

@@ -2,8 +2,12 @@
 
 Accounting model (all integers):
 
-* ``Account.balance_atoms`` is settled cash: deposits - withdrawals + realized PnL - fees (+ funding,
-  later). It may be negative only transiently inside the risk engine's loss waterfall.
+* ``Account.balance_atoms`` is settled cash: deposits - withdrawals + realized PnL - fees (+ funding).
+  It may be negative while the account holds positions whose unrealized gains keep its equity up: a
+  fee or a realized loss paid against paper profit on another position (cross margin; dYdX v4 holds
+  this as a negative USDC asset position). Such an account can withdraw nothing
+  (``margin.withdrawable_atoms`` counts no gains). A *flat* account with negative cash is bad debt,
+  and only the risk engine's loss waterfall may leave one (recorded; ``RiskEngine.check``).
 * ``Position.size_lots`` is signed (long > 0). ``Position.cost_atoms`` is the signed entry notional,
   ``size_lots * average_entry_price_ticks * atoms_per_tick_lot`` kept exactly as a sum; it has the sign
   of the position and is 0 when flat.

@@ -103,7 +103,7 @@ from bastion.core.integrity.states import (
     luld_halt,
     velocity_pause,
 )
-from bastion.core.margin import OVER_MAX_TIER, free_collateral_atoms
+from bastion.core.margin import OVER_MAX_TIER, free_collateral_atoms, withdrawable_atoms
 from bastion.core.rejects import CancelReason, RejectCode
 from bastion.core.risk.liquidation import LiquidationOrder, throttle_record
 from bastion.core.risk_engine import RiskConfig, RiskEngine
@@ -115,6 +115,15 @@ __all__ = ["Engine", "InvariantViolation", "BookFactory"]
 
 BookFactory = Callable[[int], Any]
 ID_MAX = 2**63 - 1
+TIME_NS_MAX = 2**63 - 1
+"""Latest engine time and GTD expiry (int64 ns, year 2262): every time in the state fits an int64."""
+BALANCE_ATOMS_MAX = 2**61
+"""Largest settled cash a deposit or transfer may leave in one account (2.3e18 atoms: 2.3e12 USDC at
+6 decimals), a quarter of int64, leaving headroom for realized PnL."""
+DEPOSITS_TOTAL_ATOMS_MAX = 2**62
+"""Largest venue-wide total of deposits (trader + insurance fund): bounds every balance and the fund."""
+_INT_ENCODABLE_MIN = -(2**63)
+_INT_ENCODABLE_MAX = 2**64 - 1
 _NEVER = 2**63
 DURATION_NS_MAX = 2**62  # longest guardian-scheduled auction (146 years)
 _AUCTION_PRIORITY_BASE = 2**62  # orders that arrived during an auction rank after every resting order
@@ -232,7 +241,7 @@ class Engine:
         """
         item: Any = sequenced
         ts = item.timestamp_ns
-        if item.seq != self.seq + 1 or type(ts) is not int or ts < self.now_ns:
+        if item.seq != self.seq + 1 or type(ts) is not int or ts < self.now_ns or ts > TIME_NS_MAX:
             raise InvariantViolation(f"sequencer contract broken at seq {item.seq} (engine at {self.seq})")
         self.seq = item.seq
         self.now_ns = item.timestamp_ns
@@ -263,6 +272,8 @@ class Engine:
             self._fire_triggers()
         if risk.touched or risk.marks_changed or risk.queue or risk.fund_open:
             risk.after_command()
+            if not self._integrity_idle:
+                self._clear_stale_sweeps()
         if self.check_every_command:
             self.check_invariants()
         return events
@@ -273,8 +284,8 @@ class Engine:
         self._events.append(
             CommandRejected(
                 cmd.__struct_config__.tag,
-                int(account_id) if _is_int(account_id) else 0,
-                int(client_id) if _is_int(client_id) else 0,
+                int(account_id) if _is_int(account_id) and _INT_ENCODABLE_MIN <= account_id <= _INT_ENCODABLE_MAX else 0,
+                int(client_id) if _is_int(client_id) and _INT_ENCODABLE_MIN <= client_id <= _INT_ENCODABLE_MAX else 0,
                 code,
             )
         )
@@ -316,13 +327,21 @@ class Engine:
         account = self._account(cmd.account_id)
         if not isinstance(account, Account):
             return self._reject(cmd, account)
-        code = self._amount_code(cmd.amount_atoms)
+        code = self._amount_code(cmd.amount_atoms) or self._deposit_cap_code(cmd.amount_atoms, account)
         if code is not None:
             return self._reject(cmd, code)
         account.balance_atoms += cmd.amount_atoms
         self.deposits_total_atoms += cmd.amount_atoms
         self.risk.touch(account.account_id)
         self._events.append(Deposited(account.account_id, cmd.amount_atoms, account.balance_atoms))
+
+    def _deposit_cap_code(self, amount: int, account: Account | None) -> RejectCode | None:
+        """Money entering the venue keeps the venue total and the receiving balance inside int64."""
+        if self.deposits_total_atoms + amount > DEPOSITS_TOTAL_ATOMS_MAX:
+            return R.deposits_total_above_max
+        if account is not None and account.balance_atoms + amount > BALANCE_ATOMS_MAX:
+            return R.balance_atoms_above_max
+        return None
 
     def _withdrawal_code(self, account: Account, amount: int) -> RejectCode | None:
         """Cash may leave only if it is settled and not needed as initial margin at the mark and at the index
@@ -335,8 +354,11 @@ class Engine:
                 return gate
         if self.risk.oracle_paused_for(account):
             return R.withdrawal_blocked_oracle_paused
-        after = free_collateral_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount,
-                                      index_prices=self.risk.index_prices)
+        # Settled cash + min(0, uPnL) per position - initial margin - open-order requirements >= 0 after
+        # the withdrawal, each instrument at the worse of mark and index: positive unrealized PnL never
+        # leaves (margin.withdrawable_atoms).
+        after = withdrawable_atoms(account, self.specs, self.marks, balance_delta_atoms=-amount,
+                                   index_prices=self.risk.index_prices)
         if after < 0:  # also catches OVER_MAX_TIER
             return R.withdrawal_exceeds_free_collateral
         return None
@@ -366,6 +388,8 @@ class Engine:
             return self._reject(cmd, R.account_owner_mismatch)
         code = self._amount_code(cmd.amount_atoms) or self._kill_switch_code() or self._withdrawal_code(
             src, cmd.amount_atoms)
+        if code is None and dst.balance_atoms + cmd.amount_atoms > BALANCE_ATOMS_MAX:
+            code = R.balance_atoms_above_max
         if code is not None:
             return self._reject(cmd, code)
         src.balance_atoms -= cmd.amount_atoms
@@ -375,7 +399,7 @@ class Engine:
         self._events.append(Transferred(src.account_id, dst.account_id, cmd.amount_atoms))
 
     def _deposit_insurance_fund(self, cmd: Any) -> None:
-        code = self._amount_code(cmd.amount_atoms)
+        code = self._amount_code(cmd.amount_atoms) or self._deposit_cap_code(cmd.amount_atoms, None)
         if code is not None:
             return self._reject(cmd, code)
         self.insurance_fund_atoms += cmd.amount_atoms
@@ -465,6 +489,8 @@ class Engine:
                 return code
         elif not _is_int(cmd.price_ticks):
             return R.field_type_invalid
+        elif not 0 <= cmd.price_ticks <= spec.price_ticks_max:  # ignored, but never an unbounded value
+            return R.field_value_out_of_range
         elif cmd.post_only or cmd.time_in_force == TimeInForce.GTD:
             return R.market_order_flags_invalid
         code = self._trigger_fields_code(spec, cmd)
@@ -476,6 +502,8 @@ class Engine:
         if cmd.time_in_force == TimeInForce.GTD:
             if cmd.expire_at_ns <= self.now_ns:
                 return R.expire_at_ns_not_in_future
+            if cmd.expire_at_ns > TIME_NS_MAX:
+                return R.expire_at_ns_above_max
         elif cmd.expire_at_ns != 0:
             return R.expire_at_ns_without_gtd
         if cmd.post_only and cmd.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
@@ -506,21 +534,23 @@ class Engine:
     def _protection_price(self, spec: InstrumentSpec, side: int) -> int | None:
         """Market order limit: best opposite price +/- market_protection_ppm (never an unbounded sweep),
         clamped into the price band when one is configured (bit-identical when the band does not bind)."""
-        book = self.books[spec.instrument_id]
-        best: int | None
-        band = self.integ[spec.instrument_id].band
-        if band is not None:
-            best = book.best_ask() if side > 0 else book.best_bid()
-            return None if best is None else protection_price(band, side, best, spec.market_protection_ppm)
-        if side > 0:
-            best = book.best_ask()
-            if best is None:
-                return None
-            return min(best * (PPM + spec.market_protection_ppm) // PPM, spec.price_ticks_max)
-        best = book.best_bid()
+        best = self._best_opposite(self.books[spec.instrument_id], side)
         if best is None:
             return None
+        band = self.integ[spec.instrument_id].band
+        if band is not None:
+            return protection_price(band, side, best, spec.market_protection_ppm)
+        if side > 0:
+            return min(best * (PPM + spec.market_protection_ppm) // PPM, spec.price_ticks_max)
         return max(ceil_div(best * (PPM - spec.market_protection_ppm), PPM), 1)
+
+    def _best_opposite(self, book: Any, side: int) -> int | None:
+        """Best resting price a taker on ``side`` would meet first (buy: best ask), ignoring GTD orders
+        that expired but are not swept yet (more than ``expiries_per_command_max`` expired at once):
+        they never trade, so they set neither the post-only check nor the protection price."""
+        if self.next_expiry_ns > self.now_ns:  # nothing expired is left anywhere: the cached best
+            return book.best_ask() if side > 0 else book.best_bid()  # type: ignore[no-any-return]
+        return book.best_live_price(-side, self.now_ns, self.limits.expiries_per_command_max)  # type: ignore[no-any-return]
 
     def _reduce_only_room(self, account: Account, iid: int, side: int, exclude: Order | None = None) -> int:
         """Lots a new reduce-only order on ``side`` may have: |position| on the closing side, minus the
@@ -631,7 +661,10 @@ class Engine:
             room = self._reduce_only_room(account, iid, side)
             if room <= 0:
                 return self._reject(cmd, R.reduce_only_would_increase)
-            qty = min(qty, room)
+            if room < qty:
+                if room < spec.min_order_lots:  # the clamp would make an order below the minimum size
+                    return self._reject(cmd, R.reduce_only_room_below_min_lots)
+                qty = room
         else:
             risk = self.risk
             if risk.pre_trade or risk.queue:  # OI cap, account in liquidation, index freshness (3xx)
@@ -640,7 +673,7 @@ class Engine:
                 if code1 is not None:
                     return self._reject(cmd, code1)
         if cmd.post_only:
-            best = book.best_ask() if side > 0 else book.best_bid()
+            best = self._best_opposite(book, side)
             if best is not None and (price >= best if side > 0 else price <= best):
                 return self._reject(cmd, R.post_only_would_take)
         code = self._margin_code(account, (iid, side, price, qty))
@@ -708,10 +741,23 @@ class Engine:
     # ------------------------------------------------------------------ order bookkeeping
 
     def _position(self, account: Account, iid: int) -> Position:
-        pos = account.positions.get(iid)
+        """The account's position on ``iid``, created if absent.
+
+        ``account.positions`` is kept in instrument-id order (not first-touch order), so that its
+        iteration order is a function of the state alone and a restored engine iterates it exactly as
+        the uninterrupted one (liquidation, waterfall and margin code walk it). Out-of-order inserts
+        re-sort the dict in place: at most one entry per instrument, and rare.
+        """
+        positions = account.positions
+        pos = positions.get(iid)
         if pos is None:
             pos = Position()
-            account.positions[iid] = pos
+            last = next(reversed(positions)) if positions else 0
+            positions[iid] = pos
+            if iid < last:
+                ordered = sorted(positions.items())
+                positions.clear()
+                positions.update(ordered)
         return pos
 
     def _track(self, account: Account, order: Order) -> None:
@@ -873,7 +919,8 @@ class Engine:
     # ------------------------------------------------------------------ reduce-only maintenance
 
     def _resize_reduce_only(self) -> None:
-        """After fills: shrink (newest first) or cancel reduce-only orders so they can only reduce."""
+        """After fills: shrink (newest first) or cancel reduce-only orders so they can only reduce (never
+        below ``min_order_lots``: an order that would be shrunk below it is canceled)."""
         seen: set[tuple[int, int]] = set()
         for account, iid in self._touched:
             key = (account.account_id, iid)
@@ -887,13 +934,18 @@ class Engine:
                 continue
             size = pos.size_lots
             room = abs(size)
-            # Oldest keeps its size first, so the newest orders shrink or go first.
+            min_lots = self.specs[iid].min_order_lots
+            # Oldest keeps its size first, so the newest orders shrink or go first; an order the room
+            # would shrink below the instrument's minimum order size goes instead.
             for order in [o for o in pos.orders.values() if o.reduce_only]:
                 if size == 0 or (size > 0) == (order.side > 0) or room == 0:
                     self._cancel_resting(order, CancelReason.reduce_only_resized)
                 elif room < order.qty_lots:
-                    self._shrink_resting(account, order, room, CancelReason.reduce_only_resized)
-                    room = 0
+                    if room < min_lots:
+                        self._cancel_resting(order, CancelReason.reduce_only_resized)
+                    else:
+                        self._shrink_resting(account, order, room, CancelReason.reduce_only_resized)
+                        room = 0
                 else:
                     room -= order.qty_lots
         self._touched = []
@@ -980,10 +1032,19 @@ class Engine:
             room = self._reduce_only_room(account, order.instrument_id, side, exclude=order)
             if room <= 0:
                 return self._reject(cmd, R.reduce_only_would_increase)
-            qty = min(qty, room)
+            if room < qty:
+                if room < spec.min_order_lots:
+                    return self._reject(cmd, R.reduce_only_room_below_min_lots)
+                qty = room
+                if price == order.price_ticks:  # a size-up the clamp undid: never lose priority for it
+                    if qty == order.qty_lots:
+                        return self._reject(cmd, R.amend_no_change)
+                    if qty < order.qty_lots:
+                        self._shrink_in_place(account, order, qty)
+                        return None
         book = self.books[order.instrument_id]
         if order.post_only:
-            best = book.best_ask() if side > 0 else book.best_bid()
+            best = self._best_opposite(book, side)
             if best is not None and (price >= best if side > 0 else price <= best):
                 return self._reject(cmd, R.post_only_would_take)
         # An order moved away from the market without growing cannot raise the requirement (margin.py).
@@ -1388,8 +1449,7 @@ class Engine:
             if check_limit_price(m.band, order.side, price, m.band_spec.mode) is not None:
                 return R.price_ticks_outside_band
         if m.status.state == MarketState.POST_ONLY:
-            book = self.books[order.instrument_id]
-            best = book.best_ask() if order.side > 0 else book.best_bid()
+            best = self._best_opposite(self.books[order.instrument_id], order.side)
             if best is not None and (price >= best if order.side > 0 else price <= best):
                 return R.market_post_only_requires_post_only_order
         return None
@@ -1524,6 +1584,13 @@ class Engine:
         if m.band is not None and self._band_violated(m.instrument_id, m.band):
             m.sweep_pending = True
             self._integrity_idle = False
+
+    def _clear_stale_sweeps(self) -> None:
+        """After the risk engine ran: a liquidation IOC may have taken the very orders a pending band
+        sweep was waiting to cancel, so a sweep is pending only while a violation remains."""
+        for m in self.integ.values():
+            if m.sweep_pending and (m.band is None or not self._band_violated(m.instrument_id, m.band)):
+                m.sweep_pending = False
 
     def _band_violated(self, iid: int, band: Band) -> bool:
         book = self.books[iid]
@@ -1786,6 +1853,10 @@ class Engine:
         if price is not None:
             self._cleared_at(m, price)
         m.luld = LuldState()
+        if m.band is not None and not m.sweep_pending and self._band_violated(iid, m.band):
+            # Limit remainders accepted while the band was elsewhere (it moved with the mark during the
+            # auction) now rest beyond it: sweep them like any order a moved band leaves behind.
+            m.sweep_pending = True
         if self._touched:
             self._resize_reduce_only()
 
@@ -1836,6 +1907,10 @@ class Engine:
         self.fee_pool_atoms += s_fee + b_fee
         s_pos.open_sell_lots -= qty_lots
         b_pos.open_buy_lots -= qty_lots
+        # Both positions changed: health re-check after the command and a fresh liquidation-index entry
+        # (without it a later mark move sweeps a stale entry and misses the account).
+        self.risk.touch(sell.account_id)
+        self.risk.touch(buy.account_id)
         self._events.append(TradeExecuted(iid, price_ticks, qty_lots, 0, sell.order_id, buy.order_id,
                                           sell.account_id, buy.account_id, s_fee, b_fee, s_pnl, b_pnl))
         for plan, order in ((s_plan, sell), (b_plan, buy)):
@@ -2060,8 +2135,9 @@ class Engine:
 
     def _reject_reveal(self, cmd: Any, code: RejectCode) -> None:
         """A refused reveal names the account only: its client order id is part of the sealed content."""
-        self._events.append(CommandRejected("reveal_order", cmd.account_id if _is_int(cmd.account_id) else 0, 0,
-                                            code))
+        account_id = cmd.account_id
+        encodable = _is_int(account_id) and _INT_ENCODABLE_MIN <= account_id <= _INT_ENCODABLE_MAX
+        self._events.append(CommandRejected("reveal_order", int(account_id) if encodable else 0, 0, code))
 
     def _reveal_order(self, cmd: Any) -> None:
         """RevealOrder: open a commitment in its reveal window. A match stores the order privately
@@ -2344,14 +2420,20 @@ class Engine:
             for client_id in recent:
                 account.remember_client_id(client_id, config.limits.client_order_ids_remembered_max)
             engine.accounts[account_id] = account
+        # Book entries come in book priority; the live-order indexes (engine/account/position ``orders``)
+        # must be rebuilt in creation order = order_id order, as an uninterrupted engine holds them:
+        # reduce-only resizing ("oldest keeps its size"), cancel-all and the liquidation cancels walk them.
+        restored: list[Order] = []
         for iid, orders in books:
             for (oid, aid, oiid, cid, side, price, qty, tif, post, ro, stp, exp) in orders:
                 order = Order(oid, aid, oiid, cid, side, price, qty, tif, bool(post), bool(ro), stp, exp)
-                engine._track(engine.accounts[aid], order)
+                restored.append(order)
                 if oid not in parked:
                     engine.books[iid].add(order)
                 if exp:
                     engine._expiry_add(order)
+        for order in sorted(restored, key=lambda o: o.order_id):
+            engine._track(engine.accounts[order.account_id], order)
         engine.marks = {iid: price for iid, price in marks}
         engine.next_order_id = next_id
         engine.fee_pool_atoms, engine.insurance_fund_atoms = fee_pool, insurance

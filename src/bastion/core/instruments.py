@@ -1,5 +1,8 @@
 """Instrument specifications and the venue configuration (TOML), validated at load.
 
+Pure: configs are parsed from a mapping (:func:`venue_config_from_dict`) or TOML bytes
+(:func:`venue_config_from_toml`); reading the file is the shell's job (:mod:`bastion.config`).
+
 A venue config file looks like::
 
     [venue]
@@ -40,13 +43,13 @@ see shared/reference/risk-engines.md §2.5). Deductions are kept in atom*ppm so 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
-from pathlib import Path
 from typing import Any
 
-from bastion.core.units import PPM, GridError, ceil_div, decimal_to_grid, parse_decimal
+from bastion.core.units import PPM, GridError, ceil_div, decimal_to_grid, exact_product, parse_decimal
 
 __all__ = [
     "ConfigError",
@@ -55,9 +58,10 @@ __all__ = [
     "InstrumentSpec",
     "MarginTier",
     "VenueConfig",
+    "NOTIONAL_ATOMS_MAX",
     "VenueLimits",
-    "load_venue_config",
     "venue_config_from_dict",
+    "venue_config_from_toml",
 ]
 
 
@@ -289,6 +293,9 @@ class VenueConfig:
         ]
 
 
+NOTIONAL_ATOMS_MAX = 2**62
+"""Largest margin-tier notional (atoms): positions, balances and totals then stay far inside int64."""
+
 def _int_field(table: dict[str, Any], key: str, where: str, *, lo: int, hi: int, default: int | None = None) -> int:
     value = table.get(key, default)
     if type(value) is not int:
@@ -325,12 +332,19 @@ def _margin_tiers(raw: Any, where: str, atom_decimals: int) -> tuple[MarginTier,
             cap = decimal_to_grid(_dec_field(entry, "notional_max", at), atom)
         except GridError as exc:
             raise ConfigError(f"{at}.notional_max: {exc}") from exc
+        if cap > NOTIONAL_ATOMS_MAX:
+            raise ConfigError(f"{at}.notional_max: {cap} atoms above {NOTIONAL_ATOMS_MAX} (int64 headroom)")
         imf = _int_field(entry, "imf_ppm", at, lo=1, hi=PPM)
         mmf = _int_field(entry, "mmf_ppm", at, lo=1, hi=PPM)
         if mmf > imf:
-            raise ConfigError(f"{at}: mmf_ppm {mmf} exceeds imf_ppm {imf}")
-        if cap <= prev_cap or imf < prev_imf or mmf < prev_mmf:
-            raise ConfigError(f"{at}: tiers must increase in notional_max and never lower a rate")
+            raise ConfigError(f"{at}.mmf_ppm: {mmf} exceeds imf_ppm {imf} (maintenance above initial margin)")
+        if cap <= prev_cap:
+            raise ConfigError(f"{at}.notional_max: tiers must increase in notional_max "
+                              f"({cap} atoms <= previous {prev_cap})")
+        if imf < prev_imf:
+            raise ConfigError(f"{at}.imf_ppm: {imf} lowers the previous tier's rate {prev_imf}")
+        if mmf < prev_mmf:
+            raise ConfigError(f"{at}.mmf_ppm: {mmf} lowers the previous tier's rate {prev_mmf}")
         # Continuity at the lower boundary prev_cap: cum_k = cum_{k-1} + prev_cap * (rate_k - rate_{k-1}).
         im_ded += prev_cap * (imf - prev_imf)
         mm_ded += prev_cap * (mmf - prev_mmf)
@@ -411,10 +425,14 @@ def _instrument(raw: dict[str, Any], index: int, atom_decimals: int) -> Instrume
         raise ConfigError(f"{where}.kind: only 'perpetual' trades in this version, got {kind_name!r}")
     tick, lot = _dec_field(raw, "tick_size", where), _dec_field(raw, "lot_size", where)
     mult = _dec_field(raw, "contract_multiplier", where, "1")
-    per = tick * lot * mult * Decimal(10) ** atom_decimals
+    try:
+        per = exact_product(tick, lot, mult, Decimal(1).scaleb(atom_decimals))
+    except GridError as exc:
+        raise ConfigError(f"{where}: tick_size * lot_size * contract_multiplier: {exc}") from exc
     if per != per.to_integral_value() or per < 1:
         raise ConfigError(
-            f"{where}: tick_size*lot_size*multiplier = {tick * lot * mult} is not a whole number of atoms"
+            f"{where}: tick_size * lot_size * contract_multiplier = {exact_product(tick, lot, mult)} is not a whole "
+            f"number of atoms (10**-{atom_decimals}) per tick-lot"
         )
     price_max = _int_field(raw, "price_ticks_max", where, lo=1, hi=10**15, default=10**12)
     try:
@@ -422,13 +440,14 @@ def _instrument(raw: dict[str, Any], index: int, atom_decimals: int) -> Instrume
     except GridError as exc:
         raise ConfigError(f"{where}.reference_price: {exc}") from exc
     if ref > price_max:
-        raise ConfigError(f"{where}.reference_price above price_ticks_max")
+        raise ConfigError(f"{where}.reference_price: {ref} ticks above price_ticks_max {price_max}")
     min_lots = _int_field(raw, "min_order_lots", where, lo=1, hi=10**15, default=1)
     max_lots = _int_field(raw, "max_order_lots", where, lo=min_lots, hi=10**15, default=10**9)
     maker = _int_field(raw, "maker_fee_ppm", where, lo=-PPM // 10, hi=PPM // 10, default=0)
     taker = _int_field(raw, "taker_fee_ppm", where, lo=0, hi=PPM // 10, default=0)
     if maker < 0 and -maker > taker:
-        raise ConfigError(f"{where}: maker rebate {-maker} ppm exceeds taker fee {taker} ppm")
+        raise ConfigError(f"{where}.maker_fee_ppm: rebate {-maker} ppm exceeds taker_fee_ppm {taker} "
+                          "(every fill would pay out more than it takes)")
     return InstrumentSpec(
         instrument_id=iid,
         symbol=symbol,
@@ -449,7 +468,7 @@ def _instrument(raw: dict[str, Any], index: int, atom_decimals: int) -> Instrume
     )
 
 
-def venue_config_from_dict(raw: dict[str, Any]) -> VenueConfig:
+def venue_config_from_dict(raw: Mapping[str, Any]) -> VenueConfig:
     """Validate a parsed venue config (the TOML shape in the module docstring).
 
     Raises:
@@ -484,13 +503,17 @@ def venue_config_from_dict(raw: dict[str, Any]) -> VenueConfig:
         if spec.instrument_id in instruments:
             raise ConfigError(f"instrument[{i}]: duplicate instrument_id {spec.instrument_id}")
         instruments[spec.instrument_id] = spec
-    symbols = [s.symbol for s in instruments.values()]
-    if len(set(symbols)) != len(symbols):
-        raise ConfigError("instrument: duplicate symbols")
+    seen_symbols: set[str] = set()
+    for i, spec in enumerate(instruments.values()):
+        if spec.symbol in seen_symbols:
+            raise ConfigError(f"instrument[{i}].symbol: duplicate symbol {spec.symbol!r}")
+        seen_symbols.add(spec.symbol)
     name = venue.get("name", "bastion")
     asset = venue.get("settlement_asset", "USDC")
-    if not isinstance(name, str) or not isinstance(asset, str):
-        raise ConfigError("venue.name and venue.settlement_asset must be strings")
+    if not isinstance(name, str):
+        raise ConfigError(f"venue.name: expected a string, got {name!r}")
+    if not isinstance(asset, str):
+        raise ConfigError(f"venue.settlement_asset: expected a string, got {asset!r}")
     guardians_raw = venue.get("guardian_ids")
     guardian_ids: tuple[int, ...] = ()
     if guardians_raw is not None:
@@ -509,14 +532,30 @@ def venue_config_from_dict(raw: dict[str, Any]) -> VenueConfig:
     return VenueConfig(name, asset, atom_decimals, limits, instruments, guardian_ids, risk)
 
 
-def load_venue_config(path: str | Path) -> VenueConfig:
-    """Load and validate a venue config TOML file.
+def venue_config_from_toml(data: bytes | str) -> VenueConfig:
+    """Parse and validate a venue config from TOML text (pure: no file access; the shell's
+    :func:`bastion.config.load_venue_config` reads the file).
+
+    Args:
+        data: the TOML document, as UTF-8 bytes or text.
 
     Raises:
-        ConfigError: unreadable TOML or any validation failure (message names the field).
+        ConfigError: not UTF-8, not TOML, or any validation failure (the message names the field).
     """
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        raw = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"venue config is not valid UTF-8 TOML: {exc}") from exc
     return venue_config_from_dict(raw)
+
+
+def __getattr__(name: str) -> Any:
+    """``load_venue_config`` moved to the shell (:mod:`bastion.config`): the core does no file I/O. The
+    old import path keeps working for callers (resolved lazily, so importing the core never pulls in
+    the shell)."""
+    if name == "load_venue_config":
+        from bastion.config import load_venue_config  # noqa: PLC0415 - compatibility shim, see docstring
+
+        return load_venue_config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,6 +20,9 @@ and the term at the index: a gain that only the venue's own book shows (a pushed
 only the oracle shows cannot be borrowed against or withdrawn (docs/risk-integration.md, "Manipulation
 resistance"). The term at the mark is still included, so the safety argument below is unchanged.
 
+Cash leaving the account (withdrawal, transfer out) is held to a stricter rule, :func:`withdrawable_atoms`:
+each position counts ``min(0, uPnL)``, so positive unrealized PnL never becomes withdrawable.
+
 An order (or amendment, withdrawal, transfer) is accepted
 when ``free_after >= 0``, or when it does not make an under-margined account worse
 (``free_after >= free_before``, the dYdX v4 rule for orders that reduce risk).
@@ -38,7 +41,7 @@ from bastion.core.units import PPM
 from bastion.core.book.base import Order
 from bastion.core.instruments import InstrumentSpec
 
-__all__ = ["OVER_MAX_TIER", "free_collateral_atoms", "order_open_loss_atoms"]
+__all__ = ["OVER_MAX_TIER", "free_collateral_atoms", "order_open_loss_atoms", "withdrawable_atoms"]
 
 OVER_MAX_TIER: int = -(2**127)
 """Sentinel returned when a worst-case position would exceed the last margin bracket."""
@@ -58,8 +61,11 @@ def order_open_loss_atoms(spec: InstrumentSpec, mark_ticks: int, side: int, pric
 
 
 def _position_requirement(spec: InstrumentSpec, mark: int, size: int, cost: int, buy: int, sell: int,
-                          through_ticks_lots: int, fee_base_ticks_lots: int) -> int:
-    """uPnL - IM(worst case) - open loss for one position, or OVER_MAX_TIER (see module docstring)."""
+                          through_ticks_lots: int, fee_base_ticks_lots: int, gains: bool = True) -> int:
+    """uPnL - IM(worst case) - open loss for one position, or OVER_MAX_TIER (see module docstring).
+
+    ``gains`` False counts min(0, uPnL) instead of uPnL (withdrawals: paper gains never leave).
+    """
     k = spec.atoms_per_tick_lot
     long_case = size + buy
     short_case = sell - size
@@ -76,7 +82,10 @@ def _position_requirement(spec: InstrumentSpec, mark: int, size: int, cost: int,
     else:
         return OVER_MAX_TIER
     fee = -((-fee_base_ticks_lots * k * spec.taker_fee_ppm) // PPM) + buy + sell
-    return size * mark * k - cost - im - through_ticks_lots * k - fee
+    upnl = size * mark * k - cost
+    if not gains and upnl > 0:
+        upnl = 0
+    return upnl - im - through_ticks_lots * k - fee
 
 
 def _through_ticks_lots(pos: Position, mark: int, drop: Order | None) -> tuple[int, int]:
@@ -105,16 +114,16 @@ def _through_ticks_lots(pos: Position, mark: int, drop: Order | None) -> tuple[i
     return through_buy, through_sell
 
 
-def _new_instrument_part(spec: InstrumentSpec, mark: int, side: int, price: int, qty: int) -> int:
+def _new_instrument_part(spec: InstrumentSpec, mark: int, side: int, price: int, qty: int, gains: bool) -> int:
     """Requirement of an order on an instrument the account holds nothing in, at price ``mark``."""
     through = (price - mark) if side > 0 else (mark - price)
     base = price if side > 0 and through > 0 else mark
     return _position_requirement(spec, mark, 0, 0, qty if side > 0 else 0, qty if side < 0 else 0,
-                                 through * qty if through > 0 else 0, base * qty)
+                                 through * qty if through > 0 else 0, base * qty, gains)
 
 
 def _held_part(iid: int, spec: InstrumentSpec, pos: Position, mark: int, add: tuple[int, int, int, int] | None,
-               drop: Order | None) -> int:
+               drop: Order | None, gains: bool) -> int:
     """Requirement of one held instrument (position and live orders, plus ``add``) at price ``mark``."""
     buy = pos.open_buy_lots
     sell = pos.open_sell_lots
@@ -140,7 +149,7 @@ def _held_part(iid: int, spec: InstrumentSpec, pos: Position, mark: int, add: tu
             through += t * qty
             if side > 0:
                 base += t * qty
-    return _position_requirement(spec, mark, pos.size_lots, pos.cost_atoms, buy, sell, through, base)
+    return _position_requirement(spec, mark, pos.size_lots, pos.cost_atoms, buy, sell, through, base, gains)
 
 
 def free_collateral_atoms(
@@ -151,6 +160,7 @@ def free_collateral_atoms(
     add: tuple[int, int, int, int] | None = None,
     drop: Order | None = None,
     index_prices: dict[int, int] | None = None,
+    gains: bool = True,
 ) -> int:
     """Free collateral of ``account`` in atoms after hypothetical changes.
 
@@ -167,6 +177,8 @@ def free_collateral_atoms(
             one of the venue's own book and the external oracle shows lends nothing (docs/risk-integration.md,
             "Manipulation resistance"; Drift v2 margins initial checks at the worse of the oracle and
             its 5-min TWAP, ``StrictOraclePrice``).
+        gains: count positive unrealized PnL (True, for orders); False gives
+            :func:`withdrawable_atoms`' rule, where each position counts min(0, uPnL).
 
     Returns:
         Free collateral (may be negative), or :data:`OVER_MAX_TIER` when some worst-case position
@@ -179,11 +191,11 @@ def free_collateral_atoms(
         _, side, price, qty = add
         spec = specs[add_iid]
         mark = marks[add_iid]
-        part = _new_instrument_part(spec, mark, side, price, qty)
+        part = _new_instrument_part(spec, mark, side, price, qty, gains)
         if index_prices is not None and part != OVER_MAX_TIER:
             index = index_prices.get(add_iid, mark)
             if index != mark:
-                other = _new_instrument_part(spec, index, side, price, qty)
+                other = _new_instrument_part(spec, index, side, price, qty, gains)
                 if other < part:
                     part = other
         if part == OVER_MAX_TIER:
@@ -195,14 +207,32 @@ def free_collateral_atoms(
         spec = specs[iid]
         mark = marks[iid]
         mine = add if iid == add_iid else None
-        part = _held_part(iid, spec, pos, mark, mine, drop)
+        part = _held_part(iid, spec, pos, mark, mine, drop, gains)
         if index_prices is not None and part != OVER_MAX_TIER:
             index = index_prices.get(iid, mark)
             if index != mark:
-                other = _held_part(iid, spec, pos, index, mine, drop)
+                other = _held_part(iid, spec, pos, index, mine, drop, gains)
                 if other < part:
                     part = other
         if part == OVER_MAX_TIER:
             return OVER_MAX_TIER
         free += part
     return free
+
+
+def withdrawable_atoms(account: Account, specs: dict[int, InstrumentSpec], marks: dict[int, int],
+                       balance_delta_atoms: int = 0, index_prices: dict[int, int] | None = None) -> int:
+    """What is left for cash to leave (withdrawal, transfer out) after a change of settled cash, atoms.
+
+    ``balance + delta + sum over positions of (min(0, uPnL) - IM(worst case) - open loss)``, each
+    instrument's term the smaller at the mark and at the index when ``index_prices`` gives one (see
+    :func:`free_collateral_atoms`): the withdrawal rule. Unrealized gains never count, not even against
+    another position's unrealized loss, so cash that only paper gains (a mark that can be pushed, the
+    Mango Markets exploit of October 2022) would cover can never leave; realized PnL is settled cash and
+    can. A withdrawal of ``amount`` is allowed when ``withdrawable_atoms(..., -amount) >= 0``.
+
+    Returns:
+        The slack (may be negative), or :data:`OVER_MAX_TIER` (see :func:`free_collateral_atoms`).
+    """
+    return free_collateral_atoms(account, specs, marks, balance_delta_atoms=balance_delta_atoms,
+                                 index_prices=index_prices, gains=False)

@@ -37,6 +37,8 @@ class RejectCode(IntEnum):
     amount_atoms_not_positive = 114
     amount_atoms_above_max = 115
     command_unknown = 116
+    expire_at_ns_above_max = 117
+    """A GTD expiry beyond the int64 nanosecond range (year 2262)."""
 
     # 2xx account
     account_unknown = 200
@@ -48,6 +50,10 @@ class RejectCode(IntEnum):
     client_order_id_duplicate = 206
     order_unknown = 207
     transfer_to_self = 208
+    balance_atoms_above_max = 209
+    """A deposit or transfer would take the receiving balance above BALANCE_ATOMS_MAX (2**61)."""
+    deposits_total_above_max = 210
+    """A deposit would take the venue's total deposits above DEPOSITS_TOTAL_ATOMS_MAX (2**62)."""
     account_isolated_to_other_instrument = 220
     """An isolated-margin account trades only the instrument it was opened for."""
 
@@ -89,6 +95,8 @@ class RejectCode(IntEnum):
     fok_not_fillable = 401
     market_no_liquidity = 402
     amend_no_change = 403
+    reduce_only_room_below_min_lots = 404
+    """Clamping a reduce-only order to what would close the position leaves less than min_order_lots."""
 
     # 5xx market state, guardian commands, price protection, auctions, commit-reveal (issue 4; the same
     # names and numbers as bastion.core.integrity.codes.IntegrityRejectCode)

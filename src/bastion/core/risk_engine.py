@@ -734,9 +734,7 @@ class RiskEngine:
         me = engine.accounts[close.account_id]
         other = self._fund_account() if close.counterparty_id == FUND else engine.accounts[close.counterparty_id]
         mine = me.positions[iid]
-        theirs = other.positions.get(iid)
-        if theirs is None:
-            theirs = other.positions[iid] = Position()
+        theirs = engine._position(other, iid)  # created in instrument-id order (Engine._position)
         oi_before = max(mine.size_lots, 0) + max(theirs.size_lots, 0)
         settle_fill(me, mine, -close.account_side * close.qty_lots, close.price_ticks, k)
         pnl = settle_fill(other, theirs, close.account_side * close.qty_lots, close.price_ticks, k)

@@ -10,6 +10,7 @@ from bastion.journal.errors import (
     JournalError,
     JournalIOError,
     JournalLockedError,
+    JournalTailCorruptError,
     RecoveryError,
     SnapshotCorruptError,
 )
@@ -19,6 +20,6 @@ from bastion.journal.snapshot import Snapshot, list_snapshots, load_snapshot, wr
 
 __all__ = [
     "FaultReason", "FsyncPolicy", "JournalCorruptError", "JournalError", "JournalIOError", "JournalLockedError",
-    "JournalReader", "JournalWriter", "RecoveryError", "RecoveryResult", "Snapshot", "SnapshotCorruptError",
+    "JournalReader", "JournalTailCorruptError", "JournalWriter", "RecoveryError", "RecoveryResult", "Snapshot", "SnapshotCorruptError",
     "list_snapshots", "load_snapshot", "recover", "write_snapshot",
 ]

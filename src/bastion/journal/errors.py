@@ -5,6 +5,7 @@ boundary. Operating-system errors (``OSError``) are translated here and never le
 
     JournalError
     ├── JournalCorruptError     an on-disk journal image fails verification (never auto-repaired)
+    │   └── JournalTailCorruptError   the final record is complete but fails verification (not torn)
     ├── JournalIOError          a read/write/fsync failed; a writer that raised it is poisoned
     ├── JournalLockedError      another writer holds the journal file
     ├── SnapshotCorruptError    a snapshot file fails verification
@@ -24,6 +25,7 @@ __all__ = [
     "JournalError",
     "JournalIOError",
     "JournalLockedError",
+    "JournalTailCorruptError",
     "RecoveryError",
     "SnapshotCorruptError",
 ]
@@ -98,10 +100,22 @@ class JournalCorruptError(JournalError):
         super().__init__(f"{prefix}journal corrupt at {where}: {reason.value}: {detail}")
 
     def with_path(self, path: str) -> JournalCorruptError:
-        """Return a copy of this error that names the journal file."""
-        return JournalCorruptError(
-            self.reason, offset=self.offset, seq=self.seq, detail=self.detail, path=path
-        )
+        """Return a copy of this error (same class) that names the journal file."""
+        return type(self)(self.reason, offset=self.offset, seq=self.seq, detail=self.detail, path=path)
+
+
+class JournalTailCorruptError(JournalCorruptError):
+    """The journal's final record is complete (every byte its header says it has is present) yet fails
+    verification: corruption or tampering, not a torn write.
+
+    A crash mid-append leaves a *short* final record (the file ends inside it) or, after a power loss on
+    a filesystem that extends the size before the data lands, a run of zero bytes; those are torn tails
+    and are cut on open. A complete record with a bad checksum or chain may be one that was fsynced and
+    acknowledged, so it is never dropped silently: opening refuses with this error (``offset`` and
+    ``seq`` name the record). Pass ``repair_tail=True`` to the writer (or recovery, or
+    ``Venue.open(repair_journal_tail=True)``) to cut it anyway, after checking which commands were
+    acknowledged; the cut is reported in ``tail_truncation`` with ``repaired=True``.
+    """
 
 
 class JournalIOError(JournalError):

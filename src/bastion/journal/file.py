@@ -6,10 +6,12 @@ durable with ``os.fsync`` according to an :class:`FsyncPolicy`. A command is *ac
 once :meth:`JournalWriter.commit` has returned a ``last_durable_seq`` >= its seq (the NATS/Jepsen
 lesson: fsync before ack, never after).
 
-Opening an existing file re-verifies every record. A torn tail (an incomplete or failing final
-record with nothing valid after it, the footprint of a crash mid-append) is truncated and reported in
-:attr:`JournalWriter.tail_truncation`. Anything invalid before the tail raises
-:class:`JournalCorruptError`; it is never repaired silently.
+Opening an existing file re-verifies every record. A torn tail (an *incomplete* final record, or a
+zero-filled tail, with nothing valid after it: the footprint of a crash mid-append) is truncated and
+reported in :attr:`JournalWriter.tail_truncation`. A *complete* final record that fails verification
+may have been acknowledged, so it raises :class:`JournalTailCorruptError` unless the caller passes
+``repair_tail=True``. Anything invalid before the tail raises :class:`JournalCorruptError`; it is never
+repaired silently.
 """
 
 from __future__ import annotations
@@ -155,10 +157,11 @@ def _check_header_expected(
         raise JournalError(f"{path}: existing segment does not start at {segment_start}")
 
 
-def _scan_fd(fd: int, path: Path, positions_wanted: Collection[int] = ()) -> ScanSummary:
+def _scan_fd(fd: int, path: Path, positions_wanted: Collection[int] = (), *, repair_tail: bool = False) -> ScanSummary:
     """Verify the whole file behind ``fd`` through a read-only mmap.
 
     Raises:
+        JournalTailCorruptError: the final record is complete but fails verification (not repair_tail).
         JournalCorruptError: corruption before the tail (names ``path``).
         JournalIOError: stat or mmap failed.
     """
@@ -168,7 +171,7 @@ def _scan_fd(fd: int, path: Path, positions_wanted: Collection[int] = ()) -> Sca
     except OSError as exc:
         raise JournalIOError(f"{path}: cannot map journal: {exc}") from exc
     try:
-        return scan_image(b"" if image is None else image, positions_wanted)
+        return scan_image(b"" if image is None else image, positions_wanted, repair_tail=repair_tail)
     except JournalCorruptError as exc:
         raise exc.with_path(str(path)) from None
     finally:
@@ -239,6 +242,7 @@ class JournalWriter:
         group_bytes_max: int = GROUP_BYTES_MAX_DEFAULT,
         journal_id: bytes | None = None,
         segment_start: ChainHead | None = None,
+        repair_tail: bool = False,
     ) -> JournalWriter:
         """Open (creating if absent) the journal at ``path``, verify it and truncate a torn tail.
 
@@ -252,11 +256,15 @@ class JournalWriter:
                 check.
             segment_start: when creating a continuation segment, the head (seq, chain) of the
                 previous segment; when opening, ``None`` skips the check.
+            repair_tail: also cut a final record that is complete but fails verification (an operator
+                decision after a :class:`JournalTailCorruptError`; reported with ``repaired=True``).
 
         Returns:
             The writer; ``tail_truncation`` reports any torn tail that was cut off.
 
         Raises:
+            JournalTailCorruptError: the final record is complete but fails verification (nothing is
+                modified; see ``repair_tail``).
             JournalCorruptError: the file is corrupt before its tail (nothing is modified).
             JournalLockedError: another writer holds the file.
             JournalError: the file's journal_id or segment start differs from the ones given.
@@ -277,7 +285,7 @@ class JournalWriter:
         except OSError as exc:
             raise JournalIOError(f"{path}: cannot open journal: {exc}") from exc
         try:
-            summary = cls._prepare(fd, path, journal_id, segment_start)
+            summary = cls._prepare(fd, path, journal_id, segment_start, repair_tail)
         except BaseException:
             os.close(fd)
             raise
@@ -285,7 +293,7 @@ class JournalWriter:
 
     @staticmethod
     def _prepare(
-        fd: int, path: Path, journal_id: bytes | None, segment_start: ChainHead | None
+        fd: int, path: Path, journal_id: bytes | None, segment_start: ChainHead | None, repair_tail: bool
     ) -> ScanSummary:
         """Lock, verify and (if torn) truncate the file behind ``fd``; return the scan."""
         try:
@@ -294,7 +302,7 @@ class JournalWriter:
             raise JournalLockedError(f"{path}: journal is locked by another writer") from exc
         except OSError as exc:
             raise JournalIOError(f"{path}: flock failed: {exc}") from exc
-        summary = _scan_fd(fd, path)
+        summary = _scan_fd(fd, path, repair_tail=repair_tail)
         _check_header_expected(path, summary.header, journal_id, segment_start)
         if summary.torn_tail is not None:
             try:
@@ -429,16 +437,20 @@ class JournalReader:
 
     Records appended after construction are not seen. Iterating yields every valid record from the
     start of the file and stops at a torn tail (reported in :attr:`torn_tail`, never truncated).
+    ``repair_tail`` treats a complete-but-failing final record as a torn tail (see
+    :class:`JournalTailCorruptError`) instead of raising.
 
     Raises (from the constructor and from iteration):
+        JournalTailCorruptError: the final record is complete but fails verification.
         JournalCorruptError: bad file header, or corruption before the tail.
         JournalIOError: the file cannot be opened or mapped.
     """
 
-    __slots__ = ("path", "header", "_image", "_summary")
+    __slots__ = ("path", "header", "_image", "_summary", "_repair_tail")
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, repair_tail: bool = False) -> None:
         self.path = Path(path)
+        self._repair_tail = repair_tail
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -464,7 +476,7 @@ class JournalReader:
         """
         start = self.header.start if start is None else start
         assert start.seq >= self.header.first_seq - 1
-        scanner = RecordScanner(self._image, start)
+        scanner = RecordScanner(self._image, start, repair_tail=self._repair_tail)
         try:
             yield from scanner
         except JournalCorruptError as exc:
@@ -480,7 +492,7 @@ class JournalReader:
             JournalCorruptError: corruption before the tail.
         """
         try:
-            summary = scan_image(self._image, positions_wanted)
+            summary = scan_image(self._image, positions_wanted, repair_tail=self._repair_tail)
         except JournalCorruptError as exc:
             raise exc.with_path(str(self.path)) from None
         self._summary = summary

@@ -42,7 +42,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Union
 
-from bastion.journal.errors import FaultReason, JournalCorruptError
+from bastion.journal.errors import FaultReason, JournalCorruptError, JournalTailCorruptError
 
 __all__ = [
     "CHAIN_SIZE",
@@ -71,6 +71,7 @@ __all__ = [
     "encode_record",
     "encode_record_header",
     "genesis_chain",
+    "is_torn_write",
     "scan_image",
 ]
 
@@ -189,7 +190,7 @@ class RecordFault:
 
 @dataclass(frozen=True, slots=True)
 class TornTail:
-    """An incomplete or failing final record with nothing valid after it.
+    """An incomplete final record (or a zero-filled tail) with nothing valid after it.
 
     Attributes:
         offset: where the valid journal ends (the file is/should be truncated to this length).
@@ -197,6 +198,8 @@ class TornTail:
         seq: the seq that was expected at ``offset``.
         reason: which check failed first.
         detail: specifics.
+        repaired: True when the dropped record was complete yet failed verification and was cut only
+            because the caller asked for ``repair_tail`` (see :class:`JournalTailCorruptError`).
     """
 
     offset: int
@@ -204,6 +207,7 @@ class TornTail:
     seq: int
     reason: FaultReason
     detail: str
+    repaired: bool = False
 
 
 def genesis_chain(journal_id: bytes) -> bytes:
@@ -387,21 +391,40 @@ def _valid_header_at_or_after(image: ByteImage, offset: int) -> int | None:
     raise AssertionError("candidate scan exceeded its bound")
 
 
+def is_torn_write(image: ByteImage, fault: RecordFault) -> bool:
+    """True if a final-record ``fault`` is what an interrupted append leaves, not damage to a record.
+
+    An append that a crash interrupts leaves a *prefix* of what was written: the image ends inside the
+    record (``TRUNCATED``: fewer bytes than a record header, or than the verified header's length
+    field says). After a power loss, a filesystem that extended the file size before writing the data
+    shows zero bytes instead (checked: everything from the fault to the end is 0x00; a real record
+    starts with its magic). Anything else, a record whose bytes are all present but whose header
+    checksum or chain fails, may be a record that was fsynced and acknowledged, so it is corruption.
+    """
+    if fault.reason is FaultReason.TRUNCATED:
+        return True
+    tail = image[fault.offset :]
+    return len(tail) > 0 and not tail.strip(b"\x00")
+
+
 class RecordScanner:
     """Iterate the verified records of a journal image, starting at a verified position.
 
-    Iteration stops at the end of the image or at a torn tail. A torn tail is a fault that a crash
-    can produce (``FaultReason.crash_possible``) with no valid record header anywhere after it; it
-    is recorded in :attr:`torn_tail` and never raised. Every other fault means the journal is corrupt
-    before its tail (or was tampered with) and raises :class:`JournalCorruptError`.
+    Iteration stops at the end of the image or at a torn tail. A torn tail is a fault that an
+    interrupted append produces (:func:`is_torn_write`: the image ends inside the final record, or is
+    zero-filled from it) with no valid record header anywhere after it; it is recorded in
+    :attr:`torn_tail` and never raised. A complete final record that fails verification raises
+    :class:`JournalTailCorruptError` (unless ``repair_tail``: then it is reported as a torn tail with
+    ``repaired=True``). Every other fault means the journal is corrupt before its tail (or was
+    tampered with) and raises :class:`JournalCorruptError`.
 
     Once iteration stops, :attr:`position` is just past the last record yielded and
     :attr:`finished` is true if the scan reached the end of the image or a torn tail.
     """
 
-    __slots__ = ("_image", "position", "torn_tail", "records_count", "finished")
+    __slots__ = ("_image", "position", "torn_tail", "records_count", "finished", "_repair_tail")
 
-    def __init__(self, image: ByteImage, start: JournalPosition) -> None:
+    def __init__(self, image: ByteImage, start: JournalPosition, *, repair_tail: bool = False) -> None:
         assert FILE_HEADER_SIZE <= start.offset <= len(image)
         assert len(start.chain) == CHAIN_SIZE
         self._image = image
@@ -409,6 +432,7 @@ class RecordScanner:
         self.torn_tail: TornTail | None = None
         self.records_count = 0
         self.finished = False
+        self._repair_tail = repair_tail
 
     def __iter__(self) -> Iterator[Record]:
         assert not self.finished, "a RecordScanner iterates once"
@@ -443,7 +467,15 @@ class RecordScanner:
         if fault.reason.crash_possible and after is None:
             dropped = len(self._image) - fault.offset
             assert dropped > 0
-            return TornTail(fault.offset, dropped, fault.seq, fault.reason, fault.detail)
+            if is_torn_write(self._image, fault):
+                return TornTail(fault.offset, dropped, fault.seq, fault.reason, fault.detail)
+            if self._repair_tail:
+                return TornTail(fault.offset, dropped, fault.seq, fault.reason, fault.detail, repaired=True)
+            raise JournalTailCorruptError(
+                fault.reason, offset=fault.offset, seq=fault.seq,
+                detail=f"{fault.detail}; the final record is complete ({dropped} bytes), so this is not a "
+                       "torn write and it may have been acknowledged: refusing to cut it (repair_tail=True "
+                       "cuts it)")
         detail = fault.detail
         if after is not None:
             detail += f"; a valid record header follows at offset {after}"
@@ -469,15 +501,19 @@ class ScanSummary:
     positions: dict[int, JournalPosition]
 
 
-def scan_image(image: ByteImage, positions_wanted: Collection[int] = ()) -> ScanSummary:
+def scan_image(image: ByteImage, positions_wanted: Collection[int] = (), *,
+               repair_tail: bool = False) -> ScanSummary:
     """Verify a whole journal image (file header and every record).
 
     Args:
         image: the file contents.
         positions_wanted: seqs whose verified positions to return (the file's start position
             ``first_seq - 1`` is included when asked for).
+        repair_tail: report a complete-but-failing final record as a (repaired) torn tail instead of
+            raising :class:`JournalTailCorruptError`.
 
     Raises:
+        JournalTailCorruptError: the final record is complete but fails verification.
         JournalCorruptError: on corruption before the tail (torn tails are reported, not raised).
     """
     header = decode_file_header(image)
@@ -485,7 +521,7 @@ def scan_image(image: ByteImage, positions_wanted: Collection[int] = ()) -> Scan
     positions: dict[int, JournalPosition] = {}
     if start.seq in positions_wanted:
         positions[start.seq] = start
-    scanner = RecordScanner(image, start)
+    scanner = RecordScanner(image, start, repair_tail=repair_tail)
     if positions_wanted:
         for record in scanner:
             if record.seq in positions_wanted:

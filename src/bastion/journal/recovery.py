@@ -103,6 +103,7 @@ def recover(
     empty: Callable[[], S],
     *,
     snapshots_tried_max: int = SNAPSHOTS_TRIED_MAX,
+    repair_tail: bool = False,
 ) -> RecoveryResult[S]:
     """Rebuild state from the newest valid snapshot plus the journal tail.
 
@@ -114,19 +115,22 @@ def recover(
         state_hash: canonical hash of a state (compared byte-for-byte with the stored hash).
         empty: the state before seq 1.
         snapshots_tried_max: newest snapshots considered (older ones are ignored).
+        repair_tail: replay up to a complete-but-failing final record instead of raising
+            :class:`~bastion.journal.errors.JournalTailCorruptError` (an operator decision).
 
     Returns:
         :class:`RecoveryResult`; check ``snapshots_rejected`` (a snapshot beyond the journal head
         means the journal lost records that were durable when the snapshot was taken).
 
     Raises:
+        JournalTailCorruptError: the final record is complete but fails verification (not torn).
         JournalCorruptError: the journal is corrupt before its tail.
         RecoveryError: no snapshot is usable and the journal does not start at seq 1.
         JournalIOError: the journal cannot be read.
     """
     assert snapshots_tried_max >= 0
     candidates = list_snapshots(snapshot_dir)[:snapshots_tried_max]
-    with JournalReader(journal_path) as reader:
+    with JournalReader(journal_path, repair_tail=repair_tail) as reader:
         wanted = {seq for seq in map(snapshot_seq, candidates) if seq is not None}
         summary = reader.scan(wanted)
         rejected: list[tuple[Path, str]] = []

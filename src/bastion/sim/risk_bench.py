@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from bastion.core.instruments import load_venue_config
+from bastion.config import load_venue_config
 from bastion.core.risk import (
     PRICE_TICKS_UNBOUNDED,
     LiquidationConfig,

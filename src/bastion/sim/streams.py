@@ -3,7 +3,8 @@
 * :func:`exchange_core_mix` — the exchange-core benchmark shape: ~9% GTC, 3% IOC, 6% cancel and 82%
   amend/move over ~1,000 resting orders and 1,000 accounts (exchange-core's "TestOrdersGenerator").
 * :func:`chaos_commands` — every command type, valid and invalid, with all order flags, STP modes,
-  reduce-only, GTD expiry, mark-price moves, withdrawals: the input of the differential tests. Trigger
+  reduce-only, GTD expiry, mark-price moves, withdrawals: the input of the differential tests (with
+  ``soak=True``, also oracle index prices and account creation up to ``accounts_max``: the soak). Trigger
   orders (stop / take-profit on mark, index and last, their amends and cancels, and the oracle index
   they need) are interleaved by :class:`TriggerMix` from a second seeded generator.
 
@@ -34,6 +35,7 @@ from bastion.core.commands import (
     SetKillSwitch,
     SetMarketState,
     SetMarkPrice,
+    SetOraclePrice,
     Transfer,
     Withdraw,
 )
@@ -189,8 +191,8 @@ _BAD_INTS = ("x", 1.5, None, True, -1, 0, 2**70)
 
 
 def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
-                   modes: bool = False,
-                   trigger_share: float = 0.08) -> Generator[Sequenced, list[Event] | None, None]:
+                   modes: bool = False, trigger_share: float = 0.08, *,
+                   soak: bool = False) -> Generator[Sequenced, list[Event] | None, None]:
     """A random stream of every command type, valid and invalid, for differential and property tests.
 
     A generator of stamped commands that adapts to the engine: after receiving an item, the caller
@@ -199,12 +201,21 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
     ``trigger_share``, one more trigger-order command follows (:class:`TriggerMix`; 0 turns it off).
     ``modes`` mixes in matching-mode switches and sealed-bid commit-reveal traffic
     (:class:`bastion.sim.streams_modes.ModeChaos`; the stream without it is unchanged).
+
+    ``soak`` (``bastion soak``): half of the price moves come as ``SetOraclePrice`` (mostly valid:
+    fresh, monotonic oracle time; sometimes stale, future, zero or mistyped, sometimes pausing
+    liquidations), one in ten price moves is a jump of 1-8 % (liquidations, band moves and sweeps), a
+    few ``CreateAccount`` of new ids reach ``accounts_max``, and guardians reopen markets and release
+    the kill switch more often than they close them (so trading continues). Off by default, so
+    existing seeded streams are unchanged.
     """
     from bastion.sim.streams_modes import ModeChaos
 
     extra = ModeChaos(config, seed, accounts) if modes else None
     mix = TriggerMix(seed, accounts, trigger_share) if trigger_share > 0 else None
     rng = random.Random(seed)
+    oracle_ts = dict.fromkeys(sorted(config.instruments), 0)
+    next_account = accounts + 2
     iids = sorted(config.instruments)
     tracker = OrderTracker()
     mids = {i: config.instruments[i].reference_price_ticks for i in iids}
@@ -225,12 +236,21 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
         acct = rng.randint(1, accounts + 1)  # accounts + 1 does not exist
         r = rng.random()
         cmd: Command
-        if r < 0.45:
+        if soak and r < 0.03:  # a sweep: crosses several levels with a large size (levels/fills stops)
+            side = rng.choice((1, -1))
+            cmd = PlaceOrder(acct, iid, client, side, max(1, mid + side * rng.randint(20, 80)), rng.choice((500, 5000)),
+                             time_in_force=rng.choice((0, 1)), stp=rng.randint(0, 3),
+                             reduce_only=rng.random() < 0.2)
+        elif r < 0.45:
             tif = rng.choice((0, 0, 0, 1, 2, 3))
             expire = now + rng.randint(-2, 60) * 1_000 if tif == 3 else (5 if rng.random() < 0.01 else 0)
+            order_iid = iid if rng.random() > 0.01 else 99
+            client_id = client if rng.random() > 0.03 else max(1, client - 3)
+            side = rng.choice((1, -1))
+            # The soak rests half of its orders passively (deeper books: multi-fill sweeps, long queues).
+            offset = -side * rng.randint(1, 30) if soak and rng.random() < 0.5 else rng.randint(-30, 30)
             cmd = PlaceOrder(
-                acct, iid if rng.random() > 0.01 else 99, client if rng.random() > 0.03 else max(1, client - 3),
-                rng.choice((1, -1)), max(1, mid + rng.randint(-30, 30)), rng.choice((1, 2, 3, 5, 10, 50, 200, 5000)),
+                acct, order_iid, client_id, side, max(1, mid + offset), rng.choice((1, 2, 3, 5, 10, 50, 200, 5000)),
                 order_type=1 if rng.random() < 0.07 else 0, time_in_force=tif, post_only=rng.random() < 0.1,
                 reduce_only=rng.random() < 0.1, stp=rng.randint(0, 3), expire_at_ns=expire,
             )
@@ -242,6 +262,10 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
                 a, _, price, qty, oiid = tracker.live[oid]
                 new_price = max(1, mids[oiid] + rng.randint(-30, 30)) if rng.random() < 0.7 else price
                 cmd = AmendOrder(a, oid, new_price, max(1, qty + rng.randint(-3, 3)))
+        elif soak and r < 0.74 and (rng.random() < 0.6 or len(tracker.live) < 30):
+            side = rng.choice((1, -1))  # the soak turns most cancels into small passive makers (depth)
+            cmd = PlaceOrder(rng.randint(1, accounts), iid, client, side, max(1, mid - side * rng.randint(1, 25)),
+                             rng.choice((1, 1, 2, 3, 5)))
         elif r < 0.74:
             oid = tracker.pick(rng)
             owner = tracker.live[oid][0] if oid is not None and rng.random() > 0.05 else acct
@@ -249,8 +273,17 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
         elif r < 0.76:
             cmd = CancelAll(acct, rng.choice([0, *iids]))
         elif r < 0.83:
-            mids[iid] = max(10, mid + rng.randint(-50, 50))
-            cmd = SetMarkPrice(iid, mids[iid])
+            if soak and rng.random() < 0.1:
+                mids[iid] = max(10, mid + rng.choice((-1, 1)) * mid * rng.randint(10, 80) // 1000)
+            else:
+                mids[iid] = max(10, mid + rng.randint(-50, 50))
+            if soak and rng.random() < 0.5:
+                cmd = _oracle(rng, iid, mids[iid], now, oracle_ts)
+            else:
+                cmd = SetMarkPrice(iid, mids[iid])
+        elif soak and r < 0.835:
+            cmd = CreateAccount(next_account, rng.randint(1, 3))
+            next_account += 1
         elif r < 0.87:
             cmd = Withdraw(acct, rng.choice((1, 10**6, 10**8, 10**10)))
         elif r < 0.89:
@@ -259,10 +292,10 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
             cmd = Deposit(acct, rng.choice((10**6, 10**9)))
         elif r < 0.935:
             cmd = Heartbeat()
-        elif r < 0.95:
-            cmd = _guardian(rng, config, iid, now)
+        elif r < 0.95:  # the soak halves the guardian share: markets spend most of the time trading
+            cmd = _guardian(rng, config, iid, now, soak) if not soak or rng.random() < 0.5 else Heartbeat()
         else:
-            cmd = _malformed(rng, acct, iid, client, config.instruments[iid].price_ticks_max)
+            cmd = _malformed(rng, acct, iid, client, config.instruments[iid].price_ticks_max, soak)
         if extra is not None:
             cmd = extra.replace(cmd, now, mids)
         events = (yield Sequenced(seq, now, cmd)) or []
@@ -277,23 +310,60 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
                 extra.observe(events)
 
 
-def _guardian(rng: random.Random, config: VenueConfig, iid: int, now: int) -> Command:
-    """A market-integrity guardian command: mostly from a configured guardian, sometimes not (or mistyped)."""
+def _oracle(rng: random.Random, iid: int, price: int, now: int, last_ts: dict[int, int]) -> Command:
+    """An oracle index update: fresh and valid 90 % of the time; else stale, from the future, zero,
+    mistyped or off range (rejected without effect)."""
+    roll = rng.random()
+    if roll < 0.9:
+        ts = max(last_ts[iid], now - rng.randint(0, 5_000), 1)
+        last_ts[iid] = ts
+        return SetOraclePrice(iid, price, ts, rng.random() < 0.03)
+    bad = rng.choice((0, -1, now + 1, max(last_ts[iid] - 1, 0), 2**63 - 1))
+    if roll < 0.95:
+        return SetOraclePrice(iid, price, bad)
+    return SetOraclePrice(iid, rng.choice(_BAD_INTS), max(last_ts[iid], 1))  # type: ignore[arg-type]
+
+
+def _guardian(rng: random.Random, config: VenueConfig, iid: int, now: int, soak: bool = False) -> Command:
+    """A market-integrity guardian command: mostly from a configured guardian, sometimes not (or mistyped).
+
+    ``soak``: the kill switch is engaged one time in 25 (else released) and markets are mostly
+    reopened, so a long stream spends most of its time trading."""
     guardians = list(config.guardian_ids) or [1]
     guardian = rng.choice(guardians) if rng.random() > 0.1 else 424242
     if rng.random() < 0.15:
-        return SetKillSwitch(guardian, rng.random() < 0.3 if rng.random() > 0.05 else 1)  # type: ignore[arg-type]
-    state = rng.choice((0, 0, 0, 1, 2, 3, 4, 4, 4, 5)) if rng.random() > 0.998 else rng.choice((0, 0, 1, 2, 3, 4, 4))
+        share = 0.04 if soak else 0.3
+        return SetKillSwitch(guardian, rng.random() < share if rng.random() > 0.05 else 1)  # type: ignore[arg-type]
+    if soak:
+        state = rng.choice((0, 0, 0, 0, 0, 1, 2, 3, 4, 5)) if rng.random() > 0.998 else rng.choice(
+            (0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4))
+    else:
+        state = rng.choice((0, 0, 0, 1, 2, 3, 4, 4, 4, 5)) if rng.random() > 0.998 else rng.choice((0, 0, 1, 2, 3, 4, 4))
     auction_ns = rng.choice((0, 0, 20_000, 100_000, 1_000_000)) if state == 4 else 0
     if rng.random() < 0.03:
         return SetMarketState(guardian, iid, rng.choice(_BAD_INTS + (6,)), auction_ns)  # type: ignore[arg-type]
     return SetMarketState(guardian, iid, state, auction_ns)
 
 
-def _malformed(rng: random.Random, acct: int, iid: int, client: int, price_max: int) -> Command:
-    """A structurally valid command with one bad field (wrong type, sign, size or reference)."""
+def _malformed(rng: random.Random, acct: int, iid: int, client: int, price_max: int, soak: bool = False) -> Command:
+    """A structurally valid command with one bad field (wrong type, sign, size or reference).
+
+    ``soak`` adds bad enum fields (time in force, order type, STP mode), a GTD expiry beyond int64, an
+    existing account id, and isolated-margin accounts (which then trade the wrong instrument)."""
     bad = rng.choice(_BAD_INTS + (price_max + 1,))
-    kind = rng.randrange(6)
+    kind = rng.randrange(12 if soak else 6)
+    if kind == 6:
+        return PlaceOrder(acct, iid, client, 1, 100, 1, time_in_force=rng.choice((4, -1, 9)))
+    if kind == 7:
+        return PlaceOrder(acct, iid, client, 1, 100, 1, order_type=rng.choice((2, -1)))
+    if kind == 8:
+        return PlaceOrder(acct, iid, client, 1, 100, 1, stp=rng.choice((4, -1)))
+    if kind == 9:
+        return PlaceOrder(acct, iid, client, 1, 100, 1, time_in_force=3, expire_at_ns=rng.choice((2**63, 2**64 - 1)))
+    if kind == 10:
+        return CreateAccount(rng.randint(1, 4), 1)
+    if kind == 11:
+        return CreateAccount(1_000 + client, acct, isolated_instrument_id=iid)
     if kind == 0:
         return PlaceOrder(acct, iid, client, 1, bad, 1)  # type: ignore[arg-type]
     if kind == 1:

@@ -93,6 +93,26 @@ class FastBook:
         """Lowest resting ask price in ticks, or None."""
         return self.asks.best_price
 
+    def best_live_price(self, side: int, now_ns: int, skipped_max: int) -> int | None:
+        """Best price on ``side`` (+1 bids, -1 asks) of an order that has not expired at ``now_ns``.
+
+        GTD orders past their expiry may still rest (the engine sweeps at most
+        ``expiries_per_command_max`` per command); they never trade, so they must not set the price a
+        post-only check or a market order's protection price is taken from. At most ``skipped_max``
+        expired orders are skipped, best first; past that the next order counts as live (the safe side:
+        a post-only order is refused, a protection price is tighter). None: no live order on ``side``.
+        """
+        book_side = self.bids if side > 0 else self.asks
+        skipped = 0
+        for price in (reversed(book_side.prices) if side > 0 else iter(book_side.prices)):
+            order = book_side.levels[price].head
+            while order is not None:
+                if not (order.expire_at_ns and order.expire_at_ns <= now_ns) or skipped == skipped_max:
+                    return int(price)
+                skipped += 1
+                order = order.next
+        return None
+
     def add(self, order: Order) -> None:
         """Rest ``order`` at the back of its price level. Precondition: it does not cross the book."""
         side = self.bids if order.side > 0 else self.asks
@@ -223,8 +243,10 @@ class FastBook:
     def fillable_lots(self, taker: Order, limit_price_ticks: int, now_ns: int, ctx: MatchContext) -> int:
         """Lots :meth:`match` would fill for ``taker`` right now, without changing anything (for FOK).
 
-        Self orders stop the count unless the taker's STP mode is EXPIRE_MAKER (then they are skipped);
-        reduce-only makers count up to their account's cap, consumed across that account's makers.
+        Self orders stop the count under EXPIRE_TAKER / EXPIRE_BOTH (the walk stops there), are skipped
+        under EXPIRE_MAKER, and under DECREMENT consume the taker like a fill (both shrink by the overlap,
+        without a trade and without using the fill budget), so they count toward the lots taken up.
+        Reduce-only makers count up to their account's cap, consumed across that account's makers.
         """
         buy = taker.side > 0
         opp = self.asks if buy else self.bids
@@ -243,7 +265,9 @@ class FastBook:
                 if maker.expire_at_ns and maker.expire_at_ns <= now_ns:
                     pass
                 elif maker.account_id == taker.account_id:
-                    if taker.stp != STP.EXPIRE_MAKER:
+                    if taker.stp == STP.DECREMENT:
+                        got += min(maker.qty_lots, wanted - got)
+                    elif taker.stp != STP.EXPIRE_MAKER:
                         return got
                 else:
                     avail = maker.qty_lots

@@ -65,6 +65,14 @@ class ReferenceBook:
     def best_ask(self) -> int | None:
         return self.asks[0].price_ticks if self.asks else None
 
+    def best_live_price(self, side: int, now_ns: int, skipped_max: int) -> int | None:
+        """Best price on ``side`` of an order not expired at ``now_ns``, skipping at most ``skipped_max``
+        expired ones (then the next order counts as live); see ``FastBook.best_live_price``."""
+        for skipped, order in enumerate(self._queue(side)):
+            if order.expire_at_ns == 0 or order.expire_at_ns > now_ns or skipped == skipped_max:
+                return order.price_ticks
+        return None
+
     def add(self, order: Order) -> None:
         assert order.qty_lots > 0
         if order.side > 0:
@@ -171,7 +179,9 @@ class ReferenceBook:
             if maker.expire_at_ns != 0 and maker.expire_at_ns <= now_ns:
                 continue
             if maker.account_id == taker.account_id:
-                if taker.stp != STP.EXPIRE_MAKER:
+                if taker.stp == STP.DECREMENT:  # both shrink by the overlap: the taker is used up, no trade
+                    got += min(maker.qty_lots, taker.qty_lots - got)
+                elif taker.stp != STP.EXPIRE_MAKER:
                     return got
                 continue
             avail = maker.qty_lots

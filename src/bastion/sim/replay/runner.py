@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from bastion.core.instruments import load_venue_config
+from bastion.config import load_venue_config
 from bastion.journal.file import FsyncPolicy
 from bastion.sim.replay.bars import run_bars
 from bastion.sim.replay.calibration import load_calibration
