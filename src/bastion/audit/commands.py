@@ -41,9 +41,11 @@ def _read_key(value: str) -> str:
 def _print_report(report: VerifyReport, directory: Path) -> None:
     for warning in report.warnings:
         _err.print(f"[yellow]warning:[/] {warning}")
-    figures = (f"{report.commands:,} commands, {report.events:,} events, {report.fills:,} fills, "
-               f"{report.checkpoints} checkpoints, {report.invariant_checks} full invariant checks, "
-               f"{report.elapsed_s:.2f} s")
+    bands = f" ({report.band_fills:,} inside a price band)" if report.band_fills else ""
+    figures = (f"{report.commands:,} commands, {report.events:,} events, {report.fills:,} fills{bands} "
+               f"(limits and price-time priority), {report.checkpoints} checkpoints, {report.invariant_checks} "
+               f"full invariant checks, {report.snapshots} snapshots checked against re-execution (never used "
+               f"as input), {report.elapsed_s:.2f} s")
     if report.status == 0:
         print(f"OK {directory}: {figures}")
     elif report.status == 1:
