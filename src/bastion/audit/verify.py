@@ -436,6 +436,7 @@ class _Run:
         self.engine = Engine(config, ReferenceBook, check_invariants=invariants_every == 1)
         self.snapshots = dict(sorted((snapshots or {}).items()))
         self.leaves_end = OUTLOG_HEADER_SIZE  # offset in events.bin just past the last leaf compared
+        self.latencies_ns: list[int] | None = None  # per-record wall time (benchmarks)
         self.log = MerkleLog()
         self.targets = targets
         self.next_target = 0
@@ -546,6 +547,9 @@ class _Run:
         end = reader.header.start.offset
         found = None
         seq = 0
+        latencies = self.latencies_ns
+        clock = time.perf_counter_ns
+        lap = clock()
         for record in reader.records():
             seq, end = record.seq, record.end_offset
             self._seq = seq
@@ -616,6 +620,10 @@ class _Run:
                 target_seq = self._next_target_seq()
             if self.on_progress is not None and not seq & (_PROGRESS_EVERY - 1):
                 self.on_progress(end, total)
+            if latencies is not None:
+                now = clock()
+                latencies.append(now - lap)
+                lap = now
         report.commands = seq
         report.fills = orders.fills
         report.band_fills = bands.checked if bands is not None else 0
@@ -649,6 +657,7 @@ def verify_directory(
     trusted_checkpoints: Sequence[bytes] = (),
     invariants_every: int = INVARIANTS_EVERY_DEFAULT,
     on_progress: Callable[[int, int], None] | None = None,
+    latencies_ns: list[int] | None = None,
 ) -> VerifyReport:
     """Verify a venue directory by re-execution on the reference engine (see the module docstring).
 
@@ -661,6 +670,8 @@ def verify_directory(
         invariants_every: full invariant check every this many commands (1 = after every command,
             0 = only at checkpoints and at the end).
         on_progress: called with (journal bytes done, journal bytes total) now and then.
+        latencies_ns: when given, the time spent on each journal record (read, re-executed, checked)
+            is appended to it, in ns (benchmarks; ``time.perf_counter_ns``).
 
     Returns:
         A :class:`VerifyReport`; ``status`` is the process exit code (0 / 1 / 2).
@@ -669,7 +680,7 @@ def verify_directory(
     directory = Path(directory)
     report = VerifyReport(EXIT_OK)
     try:
-        _verify(directory, key, trusted_checkpoints, max(0, invariants_every), on_progress, report)
+        _verify(directory, key, trusted_checkpoints, max(0, invariants_every), on_progress, report, latencies_ns)
     except _Stop as stop:
         report.status, report.finding = stop.status, stop.finding
     report.elapsed_s = time.perf_counter() - started
@@ -677,7 +688,8 @@ def verify_directory(
 
 
 def _verify(directory: Path, key: str | VerifierKey | None, trusted: Sequence[bytes], invariants_every: int,
-            on_progress: Callable[[int, int], None] | None, report: VerifyReport) -> None:
+            on_progress: Callable[[int, int], None] | None, report: VerifyReport,
+            latencies_ns: list[int] | None = None) -> None:
     config, verifier = _load_inputs(directory, key)
     local = _local_checkpoints(directory, verifier, report.warnings)
     targets = _targets(local, trusted, verifier)
@@ -702,6 +714,7 @@ def _verify(directory: Path, key: str | VerifierKey | None, trusted: Sequence[by
             report.warnings.append(f"{JOURNAL_NAME}'s journal_id is not the one derived from the venue key "
                                    "(a directory created before the output log existed?)")
         run = _Run(config, targets, report, invariants_every, on_progress, _snapshot_files(directory))
+        run.latencies_ns = latencies_ns
         if run._next_target_seq() == 0:
             run.check_targets(0, reader.header.chain_in)
         if 0 in run.snapshots:
