@@ -361,3 +361,22 @@ def test_a_priority_bug_in_both_books_is_caught_by_the_shadow_book(config, tmp_p
     assert report.status == EXIT_DIVERGENCE and report.finding is not None
     assert report.finding.file == "events.bin" and report.finding.seq is not None
     assert "price-time priority" in report.finding.reason and "(the same price, earlier)" in report.finding.reason
+
+
+def test_orders_in_a_call_auction_rest_in_its_book_until_the_uncross() -> None:
+    """docs/integrity-integration.md §6.1: in AUCTION new orders go to the auction book; the engine's own
+    liquidation IOC (client order id 0) still meets the continuous book, where order 2 (parked) is not;
+    at the uncross order 2 rests behind the book and is then the best ask."""
+    from bastion.core.events import MarketStateChanged
+
+    auction = (_accept(1, 1, SELL, 100, 2), MarketStateChanged(1, 0, 4, 1), _accept(2, 2, SELL, 99, 2))
+    liquidation = OrderAccepted(3, 3, 1, 0, BUY, 101, 1, 1)
+    assert _run(*auction, liquidation, _trade(100, 1, BUY, 1, 3, 1, 3)) is None
+    assert "auction book" in (_run(*auction, liquidation, _trade(99, 1, BUY, 2, 3, 2, 3)) or "")
+    reopened = (*auction, MarketStateChanged(1, 4, 0, 5), _accept(4, 4, BUY, 101, 1))
+    assert _run(*reopened, _trade(99, 1, BUY, 2, 4, 2, 4)) is None
+    assert "a better price" in (_run(*reopened, _trade(100, 1, BUY, 1, 4, 1, 4)) or "")
+    # A velocity pause parks the taker that triggered it (GTC): it is not resting in the continuous book.
+    paused = (_accept(1, 1, SELL, 100, 2), _accept(5, 5, BUY, 99, 2), MarketStateChanged(1, 0, 4, 2),
+              OrderAccepted(6, 6, 1, 0, SELL, 98, 1, 1))
+    assert "auction book" in (_run(*paused, _trade(99, 1, SELL, 5, 6, 5, 6)) or "")

@@ -18,7 +18,12 @@ called):
   fill is checked; a maker of the taker's own account is refused as a self-trade. Also: the fill is
   at the maker's limit, within the taker's limit, no larger than either order's remaining size.
   An auction or batch fill (``taker_side`` 0, allocated by the auction rules, not by time) must be
-  within both orders' limits; it updates the shadow but has no priority to check.
+  within both orders' limits; it updates the shadow but has no priority to check. While a market is in
+  a call auction (``MarketStateChanged`` to AUCTION), new and re-entered orders rest in the auction's
+  book, not in the continuous one (only the engine's own liquidation orders, client order id 0, still
+  meet the continuous book); at the uncross the ones left join the back of their levels in arrival
+  order. (Batch and sealed-bid matching modes have no engine handler yet; their MatchingModeSet would
+  need the same treatment.)
 * :class:`BandWatch` — **no trade outside a band.** For every instrument with ``[instrument.integrity]
   band_ppm > 0``, the band is rebuilt from the venue config and the event stream, as
   ``docs/integrity-integration.md`` §5.2 and :mod:`bastion.core.integrity.bands` define it:
@@ -42,6 +47,7 @@ from typing import Any
 
 from bastion.core.events import (
     AuctionCleared,
+    MarketStateChanged,
     MarkPriceSet,
     OrderAccepted,
     OrderAmended,
@@ -56,8 +62,10 @@ __all__ = ["BAND_EVENTS", "ORDER_EVENTS", "BandWatch", "ShadowBook"]
 _PPM = 1_000_000
 _BAND_REFERENCE_MARK, _BAND_REFERENCE_LAST_TRADE = 0, 1  # IntegrityConfig.band_reference (config values)
 _STP_DECREMENT = 8  # CancelReason.stp_decrement: maker and taker shrink by the same amount, one event
+_ACTIVE, _HALTED, _AUCTION = 0, 3, 4  # MarketState values (journaled, stable)
+_VELOCITY = 2  # TransitionReason.velocity
 
-ORDER_EVENTS = frozenset({OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, TradeExecuted})
+ORDER_EVENTS = frozenset({OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, TradeExecuted, MarketStateChanged})
 BAND_EVENTS = frozenset({MarkPriceSet, TradeExecuted, AuctionCleared})
 
 
@@ -108,16 +116,19 @@ class _Side:
 class ShadowBook:
     """Live orders and their time priority, as the event stream describes them (module docstring).
 
-    ``live[order_id] = [side, limit price, remaining lots, instrument id]``.
+    ``live[order_id] = [side, limit price, remaining lots, instrument id, parked]``; ``parked`` is 1 for
+    an order held by a call auction's book instead of the continuous book (see :meth:`_market_state`).
     """
 
-    __slots__ = ("live", "fills", "_sides", "_taker")
+    __slots__ = ("live", "fills", "_sides", "_taker", "_auction", "_parked")
 
     def __init__(self) -> None:
         self.live: dict[int, list[int]] = {}
         self.fills = 0
         self._sides: dict[tuple[int, int], _Side] = {}
         self._taker = 0  # the order that entered last (accepted or re-entered by an amend): the one matching
+        self._auction: set[int] = set()  # instruments in a call auction (new orders go to its book)
+        self._parked: dict[int, dict[int, None]] = {}  # instrument -> auction-book orders, in arrival order
 
     def _side(self, instrument_id: int, side: int) -> _Side:
         key = (instrument_id, side)
@@ -126,16 +137,33 @@ class ShadowBook:
             found = self._sides[key] = _Side(side)
         return found
 
+    def _enter(self, order_id: int, rec: list[int], internal: bool = False) -> None:
+        """Put a live order at the back: of the auction book while its market is in one (engine-internal
+        liquidation orders, client order id 0, always meet the continuous book), else of its level."""
+        iid = rec[3]
+        if iid in self._auction and not internal:
+            rec[4] = 1
+            self._parked.setdefault(iid, {})[order_id] = None
+        else:
+            rec[4] = 0
+            self._side(iid, rec[0]).add(rec[1], order_id)
+
+    def _leave(self, order_id: int, rec: list[int]) -> None:
+        if rec[4]:
+            del self._parked[rec[3]][order_id]
+        else:
+            self._side(rec[3], rec[0]).remove(rec[1], order_id)
+
     def observe(self, ev: Any, seq: int) -> str | None:
-        """Update from one order event; return why a fill is wrong, else None."""
+        """Update from one order event (or a market-state change); return why a fill is wrong, else None."""
         t = type(ev)
         if t is TradeExecuted:
             return self._fill(ev)
         if t is OrderAccepted:
             if ev.order_id in self.live:
                 return f"order {ev.order_id} accepted twice"
-            self.live[ev.order_id] = [ev.side, ev.price_ticks, ev.qty_lots, ev.instrument_id]
-            self._side(ev.instrument_id, ev.side).add(ev.price_ticks, ev.order_id)
+            rec = self.live[ev.order_id] = [ev.side, ev.price_ticks, ev.qty_lots, ev.instrument_id, 0]
+            self._enter(ev.order_id, rec, internal=ev.client_order_id == 0)
             self._taker = ev.order_id
         elif t is OrderAmended:
             rec = self.live.get(ev.order_id)
@@ -145,16 +173,15 @@ class ShadowBook:
                 if ev.price_ticks != rec[1] or not 0 < ev.qty_lots < rec[2]:
                     return f"order {ev.order_id} amended in place, but not to a smaller size at its price"
             else:
-                side = self._side(rec[3], rec[0])
-                side.remove(rec[1], ev.order_id)
-                side.add(ev.price_ticks, ev.order_id)  # to the back of the new level
+                self._leave(ev.order_id, rec)
                 rec[1] = ev.price_ticks
+                self._enter(ev.order_id, rec)  # to the back of the new level (or of the auction book)
                 self._taker = ev.order_id
             rec[2] = ev.qty_lots
         elif t is OrderCanceled:
             rec = self.live.pop(ev.order_id, None)
             if rec is not None:
-                self._side(rec[3], rec[0]).remove(rec[1], ev.order_id)
+                self._leave(ev.order_id, rec)
         elif t is OrderReduced:
             rec = self.live.get(ev.order_id)
             if rec is None:
@@ -169,14 +196,39 @@ class ShadowBook:
             rec[2] = ev.qty_lots
             if ev.qty_lots == 0:
                 del self.live[ev.order_id]
-                self._side(rec[3], rec[0]).remove(rec[1], ev.order_id)
+                self._leave(ev.order_id, rec)
+        elif t is MarketStateChanged:
+            self._market_state(ev)
         return None
+
+    def _market_state(self, ev: MarketStateChanged) -> None:
+        """Call auctions (docs/integrity-integration.md §6.1): entering AUCTION opens an auction book that
+        takes every new or re-entered order (a velocity pause also parks the taker that triggered it; its
+        OrderCanceled follows when it was IOC); a halt keeps the book; AUCTION -> ACTIVE uncrosses, and
+        the parked orders still live after the clearing rest behind the book's orders, in arrival order."""
+        iid = ev.instrument_id
+        if ev.to_state == _AUCTION:
+            self._auction.add(iid)
+            if ev.from_state == _ACTIVE and ev.reason == _VELOCITY:
+                rec = self.live.get(self._taker)
+                if rec is not None and rec[3] == iid and not rec[4]:
+                    self._leave(self._taker, rec)
+                    self._enter(self._taker, rec)
+        elif ev.from_state == _AUCTION and ev.to_state == _ACTIVE:
+            self._auction.discard(iid)
+            parked = self._parked.pop(iid, {})
+            for order_id in parked:
+                rec = self.live[order_id]
+                rec[4] = 0
+                self._side(iid, rec[0]).add(rec[1], order_id)
+        elif ev.to_state != _HALTED:
+            self._auction.discard(iid)  # SETTLING: every order is canceled (their events follow)
 
     def _fill(self, ev: TradeExecuted) -> str | None:
         """Continuous fills (``taker_side`` +-1) trade at the maker's limit within the taker's, with the
-        best-priced earliest maker; an auction or batch fill (``taker_side`` 0: maker = the sell order,
-        taker = the buy order) trades at one clearing price within both limits (a limit of 0 is a
-        market order and bounds nothing)."""
+        best-priced earliest maker of the continuous book; an auction or batch fill (``taker_side`` 0:
+        maker = the sell order, taker = the buy order) trades at one clearing price within both limits (a
+        limit of 0 is a market order and bounds nothing)."""
         self.fills += 1
         maker = self.live.get(ev.maker_order_id)
         taker = self.live.get(ev.taker_order_id)
@@ -195,6 +247,8 @@ class ShadowBook:
                 return f"fill at {price} violates the taker's limit {taker[1]} (side {side})"
             if ev.maker_account_id == ev.taker_account_id:
                 return f"self-trade of account {ev.maker_account_id}"
+            if maker[4]:
+                return f"continuous fill against order {ev.maker_order_id}, which rests in the auction book"
             best = self._side(ev.instrument_id, -side).best()
             assert best is not None  # the maker itself is live on that side
             if best[1] != ev.maker_order_id:
@@ -207,7 +261,7 @@ class ShadowBook:
             rec[2] -= qty
             if rec[2] == 0:
                 del self.live[oid]
-                self._side(rec[3], rec[0]).remove(rec[1], oid)
+                self._leave(oid, rec)
         return None
 
 
