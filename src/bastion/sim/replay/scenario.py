@@ -33,6 +33,8 @@ from typing import Literal
 
 import msgspec
 
+from bastion.feeds.oracle_shell import parse_public_key
+
 __all__ = [
     "BookParams",
     "DataParams",
@@ -134,6 +136,9 @@ class OracleSource(msgspec.Struct, **_struct):
         bar_source / bar_symbol: bars only, e.g. ``binanceus`` / ``BTCUSD``.
         staleness_s: oldest usable report age.
         weight: weight in the weighted median.
+        public_key: the Ed25519 public key (64 hex digits, RFC 8032 raw) the venue trusts for this
+            source's signed reports (``bastion.feeds.oracle_shell``); empty: the deterministic replay
+            key of the source id (``replay_signing_key``), with which the replay signs.
     """
 
     id: str
@@ -143,6 +148,7 @@ class OracleSource(msgspec.Struct, **_struct):
     bar_source: str = ""
     bar_symbol: str = ""
     weight: int = 1
+    public_key: str = ""
 
 
 class QuoteParams(msgspec.Struct, **_struct):
@@ -286,6 +292,12 @@ def _validate(s: Scenario, where: str) -> None:
     ids = [src.id for src in o.sources]
     _check(len(set(ids)) == len(ids) and bool(ids), where, "oracle.sources: need unique ids")
     _check(o.reference_source in ids, where, f"oracle.reference_source {o.reference_source!r} is not a source")
+    for src in o.sources:
+        if src.public_key:
+            try:
+                parse_public_key(src.public_key)
+            except ValueError as exc:
+                raise ScenarioError(f"{where}: oracle source {src.id}: {exc}") from None
     _check(s.stress.move_scale >= 1, where, "stress.move_scale must be a positive integer")
     _check(s.run.commit_every >= 1 and s.run.book_check_interval_s >= 1, where, "run.* must be positive")
     if s.scenario.kind == "tick":
