@@ -28,6 +28,7 @@ from bastion.core.accounts import Account, Position, settle_fill
 from bastion.core.book.base import Order
 from bastion.core.commands import STP, TimeInForce
 from bastion.core.events import CommandRejected, OrderAccepted
+from bastion.core.integrity.states import MarketState
 from bastion.core.rejects import CancelReason, RejectCode
 from bastion.core.risk.funding import (
     FundingConfig,
@@ -71,6 +72,9 @@ from bastion.core.risk_messages import (
     SocializedLoss,
     VolMultiplierSet,
 )
+
+_LIQUIDATION_STATES = (MarketState.ACTIVE, MarketState.POST_ONLY)
+"""Market states in which a liquidation IOC is sent (POST_ONLY exempts it like a reduce-only close)."""
 
 if TYPE_CHECKING:
     from bastion.core.engine import Engine
@@ -408,7 +412,15 @@ class RiskEngine:
             self.queue.append(account_id)
 
     def _paused(self, account: Account) -> bool:
-        return any(self.liquidations_paused.get(iid, False) for iid, p in account.positions.items() if p.size_lots)
+        """The account waits in the queue: an oracle pause, or a market not trading continuously (halted,
+        cancel-only, in an auction, settling): docs/risk-integration.md §4.3, "the IOC waits"; an IOC sent
+        into an auction's market would match the continuous book unguarded."""
+        engine = self.engine
+        for iid, p in account.positions.items():
+            if p.size_lots and (self.liquidations_paused.get(iid, False) or (
+                    not engine._integrity_idle and engine.integ[iid].status.state not in _LIQUIDATION_STATES)):
+                return True
+        return False
 
     def _process_queue(self) -> None:
         """Liquidation steps for queued accounts, at most ``liquidations_per_command_max`` per command.
