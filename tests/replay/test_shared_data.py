@@ -1,7 +1,9 @@
 """The full data sets from ../shared/data (skipped cleanly when absent).
 
-Durations on the 2-core CI-like machine (shared with other jobs, so noisy): binance-tick-full ~15 s;
-march-2023 and march-2023-stress ~75 s each including the journal re-verification, hence ``slow``.
+Every run's output directory is then checked by ``bastion verify`` (re-execution on the reference
+engine, the output log, checkpoints, snapshots, every fill's limits, price-time priority and band),
+which must exit 0. Durations on the 2-core CI-like machine (shared with other jobs, so noisy):
+binance-tick-full ~25 s; the three-week bars runs ~2-4 min each with the verifier, hence ``slow``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bastion.audit.verify import EXIT_OK, verify_directory
 from bastion.sim.replay.runner import ReplayResult, run_replay
 from bastion.sim.replay.scenario import resolve_scenario
 from tests.replay._helpers import shared_data_or_skip
@@ -27,6 +30,12 @@ def _run(name: str, dataset: str, out: Path) -> ReplayResult:
     result = run_replay(resolve_scenario(name), out, shared_data=shared)
     print(f"\n{name}: {time.perf_counter() - started:.1f} s wall; {result.summary['commands']:,} commands, "
           f"{result.summary['events']:,} events, timing {result.summary['timing']}")
+    report = verify_directory(out)
+    assert report.status == EXIT_OK, f"bastion verify on {name}: {report.finding}"
+    assert (report.commands, report.events, report.fills) == (
+        result.summary["commands"], result.summary["events"], result.summary["fills"])
+    print(f"{name}: bastion verify OK in {report.elapsed_s:.1f} s ({report.fills:,} fills, {report.band_fills:,} "
+          f"inside a band, {report.snapshots} snapshots, {report.checkpoints} checkpoints)")
     return result
 
 
@@ -88,3 +97,28 @@ def test_march_2023_stress_losses_exceed_margins(tmp_path: Path) -> None:
     print(f"stress: liquidations {summary['liquidations']}, ADL {summary['adl_count']}, "
           f"accounts liquidated {summary['accounts_liquidated']}, "
           f"insurance fund used {other.get('InsuranceFundUsed', 0)} times ({summary['insurance_fund_used_atoms']} atoms), bad debt {summary['bad_debt_atoms']} atoms")
+
+
+@pytest.mark.slow
+def test_march_2023_breakers_engage_and_verify(tmp_path: Path) -> None:
+    """The x3 stress path with a 1 % band, a velocity pause and LULD (march-2023-breakers.toml): both
+    breakers engage (MarketStateChanged: velocity pauses into a call auction, LULD halts, then the
+    scheduled reopening auctions, each uncrossed), the band refuses orders beyond it and holds every fill
+    (the verifier's band check passes on all of them, in ``_run``), and the risk engine still liquidates."""
+    summary = _run("march-2023-breakers", BARS, tmp_path / "breakers").summary
+    assert _journal_verified(summary)
+    breakers = summary["breakers"]
+    assert breakers["integrity"]["band_ppm"] == 10_000 and breakers["integrity"]["luld_halt_ns"] == 300 * 10**9
+    transitions = breakers["transitions"]
+    assert transitions.get("ACTIVE->AUCTION:velocity", 0) >= 3
+    assert transitions.get("ACTIVE->HALTED:luld_limit_state", 0) >= 2
+    assert transitions.get("HALTED->AUCTION:scheduled", 0) == transitions["ACTIVE->HALTED:luld_limit_state"]
+    assert transitions.get("AUCTION->ACTIVE:auction_uncrossed", 0) == (
+        transitions["ACTIVE->AUCTION:velocity"] + transitions["HALTED->AUCTION:scheduled"])
+    assert summary["events_by_type"]["MarketStateChanged"] == breakers["market_state_changes"]
+    assert breakers["seconds_by_state"]["HALTED"] >= 300 * transitions["ACTIVE->HALTED:luld_limit_state"] - 1
+    assert summary["rejects_by_code"].get("price_ticks_outside_band", 0) > 0
+    assert summary["rejects_by_code"].get("market_halted", 0) > 0
+    assert summary["liquidations"] > 50 and summary["bad_debt_atoms"] == 0
+    print(f"breakers: {transitions}, time by state {breakers['seconds_by_state']}, "
+          f"rejects {summary['rejects_by_code']}, liquidations {summary['liquidations']}")

@@ -26,7 +26,7 @@ from bastion.sim.replay.index import IndexBuilder, IndexTick
 from bastion.sim.replay.liquidity import Level, LiquidityBook
 from bastion.sim.replay.risk import RiskMonitor
 from bastion.sim.replay.scenario import Scenario
-from bastion.sim.replay.series import Series
+from bastion.sim.replay.series import Series, Timeline
 from bastion.venue import Venue
 
 __all__ = ["BookSample", "Progress", "ReplayContext"]
@@ -70,6 +70,7 @@ class ReplayContext:
     risk: RiskMonitor = field(init=False)
     index: IndexBuilder = field(init=False)
     series: Series = field(init=False)
+    timeline: Timeline = field(init=False)
     traders: TraderPopulation | None = field(init=False, default=None)
     rng: random.Random = field(init=False)
     lp_ids: list[int] = field(init=False)
@@ -99,6 +100,8 @@ class ReplayContext:
                                    else replay_signing_key(src.id).public_key() for src in s.oracle.sources})
         self.rng = random.Random(f"{s.seed}:flow")
         self.series = Series(0, s.oracle.price_exponent, s.book.levels)
+        self.timeline = Timeline(0, self.spec.instrument_id)
+        self.exchange.observe(lambda events: self.timeline.observe(events, self.exchange.now_ns))
 
     @property
     def atom_decimals(self) -> int:
@@ -114,6 +117,7 @@ class ReplayContext:
         assert start_ns <= end_ns
         self.start_ns, self.end_ns = start_ns, end_ns
         self.series.start_ns = start_ns
+        self.timeline.start_ns = start_ns
         book = self.scenario.book
         submit = self.exchange.submit
         for ids, deposit_usd in ((self.lp_ids, book.lp_deposit_usd), (self.taker_ids, book.taker_deposit_usd)):
