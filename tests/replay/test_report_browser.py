@@ -87,7 +87,8 @@ def test_breaker_timeline_and_funding_plots_render(sample_run: ReplayResult, tmp
     timeline.states = [(5.0, 0, 4, 2), (35.0, 4, 0, 5), (40.0, 0, 3, 3), (45.0, 3, 4, 4), (50.0, 4, 0, 5)]
     timeline.funding = [(10.0, 100_000, 20_000), (30.0, -250_000, -300_000), (50.0, 400_000, 350_000)]
     summary = dict(sample_run.summary, breakers={**sample_run.summary["breakers"], **timeline.figures(
-        sample_run.summary["end_ns"]), "integrity": {"band_ppm": 10_000, "velocity_threshold_ticks": 3_000}})
+        sample_run.summary["end_ns"]), "integrity": {"band_ppm": 10_000, "velocity_threshold_ticks": 3_000,
+                                                     "luld_halt_ns": 300 * 10**9}})
     result = dataclasses.replace(sample_run, summary=summary, timeline=timeline)
     path = tmp_path / "report.html"
     write_report(result, resolve_scenario(None), path)
@@ -101,7 +102,8 @@ def test_breaker_timeline_and_funding_plots_render(sample_run: ReplayResult, tmp
                 complete, width, height = images[alt]
                 assert complete and width > 300 and height > 100, (alt, images[alt])
             text = page.locator("section", has_text="Circuit breakers and market state").inner_text()
-            assert "band_ppm = 10,000" in text and "ACTIVE->AUCTION (velocity) × 1" in text
+            assert "band_ppm = 10,000" in text and "luld_halt = 300 s" in text
+            assert "ACTIVE->AUCTION (velocity) × 1" in text
             assert "HALTED->AUCTION (scheduled) × 1" in text and "AUCTION 35 s, HALTED 5 s" in text  # 5-35 and 45-50; 40-45
             assert page.locator("p.empty", has_text="no funding settlement").count() == 0
             assert not errors, errors

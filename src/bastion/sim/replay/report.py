@@ -190,9 +190,16 @@ def _risk_plot(series: Series) -> str:
 def _insurance_plot(series: Series) -> str:
     x, xlabel = _time_axis(series)
     fig, ax = _figure("Insurance fund balance", "USD")
-    ax.plot(x, series.insurance_fund_usd, lw=1.2, color="#00695c")
-    ax.fill_between(x, series.insurance_fund_usd, alpha=0.12, color="#00695c")
+    values = series.insurance_fund_usd
+    ax.plot(x, values, lw=1.2, color="#00695c", drawstyle="steps-post")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    finite = [v for v in values if not math.isnan(v)]
+    if finite:
+        low, high = min(finite), max(finite)
+        pad = max((high - low) * 0.1, 1.0)
+        ax.set_ylim(low - pad, high + pad)  # not from 0: a drawdown of a few hundred USD must show
+        ax.text(0.005, 0.04, f"min {low:,.2f} · max {high:,.2f} · end {finite[-1]:,.2f} USD", transform=ax.transAxes,
+                fontsize=8, color="#00695c")
     ax.set_xlabel(xlabel)
     return _png(fig)
 
@@ -295,7 +302,8 @@ def _breaker_plot(series: Series, timeline: Timeline) -> str:
     ax.set_ylim(-0.5, len(_STATE_ORDER) - 0.5)
     ax.grid(alpha=0.3)
     if seen:
-        ax.legend(fontsize=8, loc="upper right", title="transition reason", title_fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), title="transition reason",
+                  title_fontsize=8)
     else:
         ax.text(0.5, 0.6, "no market-state change: no breaker engaged (or none configured)",
                 transform=ax.transAxes, ha="center", fontsize=10, color="#6b7685")
@@ -340,10 +348,17 @@ def _empty(what: str) -> str:
     return f'<p class="empty">{html.escape(what)}</p>'
 
 
+def _setting(name: str, value: Any) -> str:
+    """``velocity_pause_ns = 30 s`` style: durations in seconds, integers with separators."""
+    if name.endswith("_ns") and isinstance(value, int):
+        return f"{name[:-3]} = {value / 1e9:,g} s"
+    return f"{name} = {value:,}" if isinstance(value, int) else f"{name} = {value}"
+
+
 def _breakers_text(summary: dict[str, Any]) -> str:
     breakers = summary.get("breakers", {})
     integrity = breakers.get("integrity") or {}
-    configured = ", ".join(f"{k} = {v:,}" if isinstance(v, int) else f"{k} = {v}" for k, v in integrity.items())
+    configured = ", ".join(_setting(k, v) for k, v in integrity.items())
     transitions = ", ".join(f"{k.replace(':', ' (')}) × {n:,}" for k, n in breakers.get("transitions", {}).items())
     parts = [f"configured: {configured}" if configured else "no breaker configured (the scenario's [breakers] "
              "table is empty)"]
