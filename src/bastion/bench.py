@@ -14,7 +14,15 @@ Workloads:
                    liquidation IOC filled in the book, 200,000 engine accounts with positions (0.1 %
                    liquidatable per move; latency_ms_p50/p99).
 * ``replay`` / ``verify``  the fast engine's journal replay and the independent verifier (reference
-                   engine + every check) on the same journal (events_per_s).
+                   engine + every check) on the same journal of the mix (events_per_s, per-record
+                   latency; the verify line carries ``verify_to_replay_ratio``, target >= 0.25).
+* ``replay_risk`` / ``verify_risk``  the same on a risk-heavy journal: an oracle update a minute with
+                   crashes, liquidations, ADL, insurance fund, hourly funding and a 5 % band
+                   (``bastion.sim.risk_session``).
+
+Every line carries ``workload``, ``commands_per_s`` and ``latency_us_p50/p99/p999`` (for
+``liquidation_sweep`` a "command" is one mark update and its latency the sweep's; it also keeps its
+``latency_ms_*`` figures); the journal workloads add ``events_per_s``.
 
 Commands are generated beforehand (not timed) and applied to a fresh engine; the latency of each command
 is measured with ``time.perf_counter_ns`` around ``Engine.apply`` (plus the journal append for
@@ -217,6 +225,20 @@ def bench_verify(config: VenueConfig, n: int) -> dict[str, Any]:
     return verify(config, n)
 
 
+def bench_replay_risk(config: VenueConfig, n: int) -> dict[str, Any]:
+    """The fast engine replaying the risk-heavy journal (oracle, liquidations, funding, bands)."""
+    from bastion.audit.bench import bench_replay as replay
+
+    return replay(config, n, journal="risk")
+
+
+def bench_verify_risk(config: VenueConfig, n: int) -> dict[str, Any]:
+    """``bastion verify`` on the risk-heavy journal."""
+    from bastion.audit.bench import bench_verify as verify
+
+    return verify(config, n, journal="risk")
+
+
 WORKLOADS: dict[str, Callable[[VenueConfig, int], dict[str, Any]]] = {
     "mix": bench_mix,
     "place": bench_place,
@@ -226,6 +248,8 @@ WORKLOADS: dict[str, Callable[[VenueConfig, int], dict[str, Any]]] = {
     "liquidation_engine": bench_liquidation_engine,
     "replay": bench_replay,
     "verify": bench_verify,
+    "replay_risk": bench_replay_risk,
+    "verify_risk": bench_verify_risk,
 }
 
 
@@ -233,7 +257,8 @@ def run_workloads(names: list[str], quick: bool) -> Iterator[dict[str, Any]]:
     """Run the named workloads; ``quick`` keeps the whole run under a minute."""
     config = default_config()
     sizes = {"mix": 300_000, "place": 200_000, "mix_journal": 300_000, "liquidation_sweep": 1_000_000,
-             "liquidation_engine": 200_000, "replay": 200_000, "verify": 200_000}
+             "liquidation_engine": 200_000, "replay": 200_000, "verify": 200_000, "replay_risk": 200_000,
+             "verify_risk": 200_000}
     for name in names:
         n = sizes.get(name, 100_000) // (10 if quick else 1)
         result = WORKLOADS[name](config, n)

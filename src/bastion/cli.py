@@ -36,16 +36,20 @@ def bench(
         raise typer.Exit(2)
     info = machine_info()
     table = Table(title=f"bastion bench ({info['cpu']}, {info['cores']} cores, Python {info['python']})")
-    for col in ("workload", "commands", "commands/s", "p50 µs", "p99 µs", "p99.9 µs"):
+    for col in ("workload", "commands", "commands/s", "events/s", "p50 µs", "p99 µs", "p99.9 µs", "verify/replay"):
         table.add_column(col, justify="right")
     for result in run_workloads(names, quick):
         result["machine"] = info
         if json_lines:
             print(json.dumps(result), flush=True)
         else:
+            events = result.get("events_per_s")
+            ratio = result.get("verify_to_replay_ratio")
             table.add_row(result["workload"], str(result.get("commands", "")), f"{result.get('commands_per_s', 0):,}",
+                          "" if events is None else f"{events:,}",
                           str(result.get("latency_us_p50", "")), str(result.get("latency_us_p99", "")),
-                          str(result.get("latency_us_p999", "")))
+                          str(result.get("latency_us_p999", "")),
+                          "" if ratio is None else f"{ratio:.2f} (target {result['verify_to_replay_target']})")
     if not json_lines:
         Console().print(table)
 

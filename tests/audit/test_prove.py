@@ -140,3 +140,150 @@ def test_cli_prove_and_check_proof(venue_dir: Path, traded_order: int, tmp_path:
     assert none.exit_code == 1
     both = runner.invoke(app, ["prove", str(venue_dir), "--order-id", "1", "--seq", "2"])
     assert both.exit_code == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Consistency between two signed checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def _signed_sizes(venue_dir: Path) -> list[int]:
+    from bastion.audit.checkpoint import open_checkpoint
+    from bastion.audit.layout import list_checkpoints
+
+    return [open_checkpoint(p.read_bytes(), _key(venue_dir)).tree_size for _, p in list_checkpoints(venue_dir)]
+
+
+def _leaf_hashes(venue_dir: Path, count: int) -> list[bytes]:
+    from bastion.audit.merkle import leaf_hash
+    from bastion.audit.outlog import OutlogScanner
+
+    return [leaf_hash(r.leaf) for r in OutlogScanner((venue_dir / "events.bin").read_bytes())][:count]
+
+
+def test_consistency_bundle_between_signed_checkpoints_is_the_rfc_proof(venue_dir: Path) -> None:
+    """Between every pair of signed sizes (and from the first to checkpoint.txt): the bundle's proof is
+    RFC 6962 §2.1.2 SUBPROOF(m, D[n], true) recomputed by the test's own recursive oracle over the leaves of
+    events.bin, it verifies with the RFC 9162 §2.1.4.2 verifier from the two signed roots, and
+    check-proof accepts it with only the venue key."""
+    import base64
+
+    from bastion.audit.checkpoint import open_checkpoint
+    from bastion.audit.merkle import verify_consistency
+    from bastion.audit.prove import build_consistency_proof, check_bundle, check_consistency_proof
+    from tests.audit.test_merkle import rfc_subproof
+
+    sizes = _signed_sizes(venue_dir)
+    assert len(sizes) >= 4
+    hashes = _leaf_hashes(venue_dir, sizes[-1])
+    key = _key(venue_dir)
+    for old_size, new_size in [(sizes[0], sizes[1]), (sizes[0], sizes[-1]), (sizes[1], sizes[-2]), (sizes[2], sizes[2])]:
+        bundle = build_consistency_proof(venue_dir, old_size=old_size, new_size=new_size)
+        assert (bundle["old_size"], bundle["new_size"]) == (old_size, new_size)
+        proof = [base64.b64decode(h) for h in bundle["consistency_proof"]]
+        expected = rfc_subproof(old_size, hashes[:new_size], True) if old_size < new_size else []
+        assert proof == expected, (old_size, new_size)
+        old = open_checkpoint(bundle["old_checkpoint"], key)
+        new = open_checkpoint(bundle["new_checkpoint"], key)
+        if old_size < new_size:
+            verify_consistency(old_size, new_size, old.root_hash, new.root_hash, proof)
+        assert check_consistency_proof(json.loads(json.dumps(bundle)), key) == (old, new)
+        assert check_bundle(bundle, key).startswith("OK:")
+    kept = sorted((venue_dir / "checkpoints").iterdir())[1].read_bytes()  # a checkpoint a participant saved
+    latest = build_consistency_proof(venue_dir, old_checkpoint=kept)
+    assert latest["new_checkpoint"] == (venue_dir / "checkpoint.txt").read_text()
+    assert latest["old_checkpoint"].encode() == kept and check_bundle(latest, key).startswith("OK:")
+
+
+def test_every_altered_part_of_a_consistency_bundle_is_rejected(venue_dir: Path) -> None:
+    import base64
+
+    from bastion.audit.checkpoint import VenueKey
+    from bastion.audit.prove import build_consistency_proof, check_consistency_proof
+
+    sizes = _signed_sizes(venue_dir)
+    bundle = build_consistency_proof(venue_dir, old_size=sizes[1], new_size=sizes[-1])
+    other = build_consistency_proof(venue_dir, old_size=sizes[0], new_size=sizes[-1])
+    assert len(bundle["consistency_proof"]) >= 2
+    key = _key(venue_dir)
+
+    def flip(text: str) -> str:
+        raw = bytearray(base64.b64decode(text))
+        raw[5] ^= 0x10
+        return base64.b64encode(bytes(raw)).decode()
+
+    mutations = {
+        "each proof hash": [lambda b, i=i: b["consistency_proof"].__setitem__(i, flip(b["consistency_proof"][i]))
+                            for i in range(len(bundle["consistency_proof"]))],
+        "hash dropped": [lambda b: b["consistency_proof"].pop()],
+        "hash added": [lambda b: b["consistency_proof"].append(b["consistency_proof"][0])],
+        "hashes swapped": [lambda b: b["consistency_proof"].reverse()],
+        "old checkpoint of another size": [lambda b: b.update(old_checkpoint=other["old_checkpoint"])],
+        "old and new swapped": [lambda b: b.update(old_checkpoint=b["new_checkpoint"], new_checkpoint=b["old_checkpoint"],
+                                                    old_size=b["new_size"], new_size=b["old_size"])],
+        "readable size": [lambda b: b.update(old_size=b["old_size"] + 1)],
+        "note text": [lambda b: b.update(new_checkpoint=b["new_checkpoint"].replace("\n", "\n\n", 1))],
+        "format": [lambda b: b.update(format="bastion-consistency/0")],
+    }
+    for what, fns in mutations.items():
+        for fn in fns:
+            altered = copy.deepcopy(bundle)
+            fn(altered)
+            with pytest.raises(ProofInvalid):
+                check_consistency_proof(altered, key)
+                pytest.fail(f"accepted a consistency bundle with an altered {what}")
+    with pytest.raises(ProofInvalid):
+        check_consistency_proof(bundle, VenueKey.generate("bastion-dev").verifier_key())
+
+
+def test_consistency_bundle_refuses_unsigned_sizes_and_a_rewritten_log(venue_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from bastion.audit.prove import build_consistency_proof
+
+    sizes = _signed_sizes(venue_dir)
+    with pytest.raises(ProveError) as info:
+        build_consistency_proof(venue_dir, old_size=sizes[0] + 1, new_size=sizes[-1])
+    assert info.value.status == 1 and "signed no checkpoint at tree size" in str(info.value)
+    with pytest.raises(ProveError) as info:
+        build_consistency_proof(venue_dir, old_size=sizes[-1], new_size=sizes[0])
+    assert info.value.status == 1
+    forked = tmp_path / "forked"
+    shutil.copytree(venue_dir, forked)
+    data = bytearray((forked / "events.bin").read_bytes())
+    data[40] ^= 0x01  # inside the first leaf: the rebuilt log no longer has the signed roots
+    (forked / "events.bin").write_bytes(bytes(data))
+    with pytest.raises(ProveError) as info:
+        build_consistency_proof(forked, old_size=sizes[0], new_size=sizes[1])
+    assert info.value.status == 2
+
+
+def test_cli_consistency_proof(venue_dir: Path, tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def main() -> None:
+        """Test app."""
+
+    runner = CliRunner()
+    sizes = _signed_sizes(venue_dir)
+    out = tmp_path / "consistency.json"
+    made = runner.invoke(app, ["prove", str(venue_dir), "--consistency", str(sizes[0]), str(sizes[-1]), "-o", str(out)])
+    assert made.exit_code == 0, made.output
+    ok = runner.invoke(app, ["check-proof", str(out), "--key", str(venue_dir / "venue.pub")])
+    assert ok.exit_code == 0 and ok.stdout.startswith("OK:") and "append-only" in ok.stdout, ok.output
+    kept = tmp_path / "kept.txt"
+    first = sorted((venue_dir / "checkpoints").iterdir())[0]
+    kept.write_bytes(first.read_bytes())
+    made = runner.invoke(app, ["prove", str(venue_dir), "--from-checkpoint", str(kept)])
+    assert made.exit_code == 0 and json.loads(made.stdout)["old_size"] == sizes[0], made.output
+    bundle = json.loads(out.read_text())
+    bundle["consistency_proof"][0] = bundle["consistency_proof"][-1]
+    out.write_text(json.dumps(bundle))
+    bad = runner.invoke(app, ["check-proof", str(out), "--key", _key(venue_dir)])
+    assert bad.exit_code == 1 and "INVALID" in bad.stdout
+    unsigned = runner.invoke(app, ["prove", str(venue_dir), "--consistency", str(sizes[0] + 1), str(sizes[-1])])
+    assert unsigned.exit_code == 1
+    mixed = runner.invoke(app, ["prove", str(venue_dir), "--consistency", "1", "2", "--order-id", "3"])
+    assert mixed.exit_code == 2

@@ -39,7 +39,8 @@ def test_sample_replays_end_to_end(sample_run: ReplayResult) -> None:
     assert {"wall_s", "events_per_s", "commands_per_s"} <= set(summary["timing"])
     assert (out / "journal.bin").stat().st_size > 0
     html = (out / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") >= 6
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") >= 9
+    assert "until the risk engine" not in html and "not yet available" not in html and "reserved" not in html
     assert "http://" not in html and "https://" not in html  # self-contained
     # The journal reproduces the run: reopened (snapshot) and replayed from seq 1 on a fresh engine.
     assert summary["journal_replay_state_hash"] == summary["recovered_state_hash"] == summary["state_hash"]
@@ -51,8 +52,28 @@ def test_sample_replays_end_to_end(sample_run: ReplayResult) -> None:
     assert summary["book"]["lp_rejected"] == 0
     assert summary["index"]["priced_ticks"] >= 55 and summary["index"]["mark_updates"] > 0
     assert summary["traders"]["opens"] > 0 and summary["traders"].get("open_orders_rejected", 0) == 0
-    assert summary["liquidations"] == 0 and summary["adl_count"] == 0  # no risk engine yet
+    # 60 s of a calm market at 1x: nobody gets near maintenance, so the risk engine has nothing to do.
+    assert summary["liquidations"] == 0 and summary["adl_count"] == 0 and summary["risk"]["accounts_bankrupt_max"] == 0
+    assert summary["oracle_reports"]["reports_rejected"] == 0 and summary["oracle_reports"]["reports_accepted"] > 150
+    assert summary["breakers"]["market_state_changes"] == 0 and summary["breakers"]["integrity"] == {}
     assert summary["feed"]["records_rejected_off_grid"]["usdm_btcusdt"] == 0
+
+
+def test_bastion_verify_passes_on_the_replay_output(sample_run: ReplayResult) -> None:
+    """Issue 6: ``bastion verify`` on the main job's output exits 0 (re-execution on the reference engine,
+    every fill's limits and price-time priority, the output log, checkpoints, snapshot), by the API and by
+    the command line."""
+    from typer.testing import CliRunner
+
+    from bastion.audit.verify import EXIT_OK, verify_directory
+    from bastion.cli import app
+
+    report = verify_directory(sample_run.out)
+    assert report.status == EXIT_OK, report.finding
+    assert report.commands == sample_run.summary["commands"] and report.events == sample_run.summary["events"]
+    assert report.fills == sample_run.summary["fills"] and report.snapshots >= 1 and report.checkpoints >= 1
+    result = CliRunner().invoke(app, ["verify", str(sample_run.out)])
+    assert result.exit_code == 0 and result.stdout.startswith("OK"), result.output
 
 
 def test_same_scenario_and_seed_give_the_same_figures(sample_run: ReplayResult, tmp_path: Path) -> None:
@@ -143,23 +164,55 @@ def test_bad_scenarios_are_refused(tmp_path: Path, text: str, message: str) -> N
         load_scenario(path)
 
 
-def test_reserved_keys_only_take_their_defaults(tmp_path: Path) -> None:
-    from bastion.sim.replay.scenario import ScenarioError, load_scenario
+def test_matching_mode_is_reserved_and_breakers_are_checked(tmp_path: Path) -> None:
+    """``[matching] mode`` accepts only "continuous" (no batch matching in the engine yet); ``[breakers]``
+    refuses unknown keys, and values the venue config refuses (LULD without a band) name the field."""
+    from bastion.sim.replay.scenario import ScenarioError, load_scenario, scenario_venue_config
 
     text = Path(resolve_scenario(None).origin).read_text()
-    for bad in ('mode = "continuous"', "[breakers]"):
-        replacement = 'mode = "auction"' if bad.startswith("mode") else "[breakers]\nlimit_ppm = 1"
-        path = tmp_path / "reserved.toml"
-        path.write_text(text.replace(bad, replacement, 1))
-        with pytest.raises(ScenarioError):
+    bad = {"mode": text.replace('mode = "continuous"', 'mode = "auction"', 1),
+           "limit_ppm": text.replace("[breakers]", "[breakers]\nlimit_ppm = 1", 1)}
+    for what, body in bad.items():
+        path = tmp_path / f"{what}.toml"
+        path.write_text(body)
+        with pytest.raises(ScenarioError, match=what):
             load_scenario(path)
+    path = tmp_path / "luld.toml"
+    path.write_text(text.replace("[breakers]", "[breakers]\nluld_halt_s = 60", 1))
+    with pytest.raises(ScenarioError, match="luld_halt_ns: LULD needs a price band"):
+        scenario_venue_config(load_scenario(path))
+
+
+def test_breakers_become_the_instruments_integrity_table(tmp_path: Path) -> None:
+    """[breakers] (seconds) -> [instrument.integrity] (ns) of the replayed instrument, stored in the venue
+    directory's venue.toml; a venue config that has its own table as well is refused."""
+    from bastion.core.instruments import IntegrityConfig
+    from bastion.sim.replay.scenario import ScenarioError, load_scenario, scenario_venue_config
+
+    scenario = resolve_scenario("march-2023-breakers")
+    integrity = scenario_venue_config(scenario).instruments[1].integrity
+    assert integrity == IntegrityConfig(band_ppm=10_000, velocity_threshold_ticks=3_000,
+                                        velocity_lookback_ns=60 * 10**9, velocity_pause_ns=30 * 10**9,
+                                        luld_halt_ns=300 * 10**9, luld_limit_state_ns=15 * 10**9,
+                                        luld_auction_ns=10 * 10**9, luld_reference_update_ppm=10_000)
+    assert scenario_venue_config(resolve_scenario(None)).instruments[1].integrity == IntegrityConfig()
+    config = venue_config_path(resolve_scenario(None)).read_text()
+    (tmp_path / "venue.toml").write_text(config + "\n[instrument.integrity]\nband_ppm = 500\n")
+    text = Path(resolve_scenario(None).origin).read_text().replace('venue_config = "replay-btcusdt.toml"',
+                                                                    'venue_config = "venue.toml"')
+    (tmp_path / "own.toml").write_text(text)
+    assert scenario_venue_config(load_scenario(tmp_path / "own.toml")).instruments[1].integrity.band_ppm == 500
+    (tmp_path / "both.toml").write_text(text.replace("[breakers]", "[breakers]\nband_ppm = 100", 1))
+    with pytest.raises(ScenarioError, match="already has an"):
+        scenario_venue_config(load_scenario(tmp_path / "both.toml"))
 
 
 def test_bundled_scenarios_load() -> None:
     from bastion.sim.replay.scenario import bundled_scenarios
 
     names = bundled_scenarios()
-    assert {"binance-tick-sample", "binance-tick-full", "march-2023", "march-2023-stress"} <= set(names)
+    assert {"binance-tick-sample", "binance-tick-full", "march-2023", "march-2023-stress",
+            "march-2023-breakers"} <= set(names)
     for name in names:
         scenario = resolve_scenario(name)
         assert scenario.name == name

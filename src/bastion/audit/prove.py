@@ -16,12 +16,27 @@ selects output-log leaves and writes a self-contained JSON bundle::
       ]
     }
 
+``bastion prove DIR --consistency OLD_SIZE NEW_SIZE`` (two tree sizes the venue signed checkpoints for), or
+``--from-checkpoint OLD.txt [--checkpoint NEW.txt]`` (a checkpoint the participant kept, against the newest
+or a given one), writes a *consistency* bundle: proof that the log at the newer checkpoint extends the
+older one, append-only (RFC 9162 §2.1.4)::
+
+    {
+      "format": "bastion-consistency/1",
+      "old_checkpoint": "<signed note>", "new_checkpoint": "<signed note>",
+      "old_size": 1200, "new_size": 5400,   # readable, must equal the notes' tree sizes
+      "consistency_proof": ["<base64 32-byte hash>", ...]   # RFC 9162 §2.1.4.1, as MerkleLog returns it
+    }
+
 ``bastion check-proof PROOF.json --key venue.pub`` verifies it offline with only the venue's verifier key:
 the checkpoint's Ed25519 signature (C2SP signed-note), then for each leaf: the leaf bytes decode (leaf
 format in :mod:`bastion.audit.outlog`), the readable fields equal the decoded leaf, the leaf matches
 the query, and its inclusion proof leads to the checkpoint's root (RFC 9162 §2.1.3.2). What a bundle
 proves: the venue signed a log that contains these events. It does not prove that no *other* event of
-the order exists; completeness is what ``bastion verify`` (re-execution) establishes.
+the order exists; completeness is what ``bastion verify`` (re-execution) establishes. A consistency
+bundle is checked the same way: both signatures, same origin, and the proof from the older root to the
+newer one (RFC 9162 §2.1.4.2, :func:`~bastion.audit.checkpoint.check_consistent`): what a participant who
+saved a checkpoint earlier needs to know that the venue did not rewrite the history it had signed.
 """
 
 from __future__ import annotations
@@ -34,8 +49,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bastion.audit.checkpoint import Checkpoint, CheckpointError, VerifierKey, open_checkpoint
-from bastion.audit.layout import CHECKPOINT_LATEST, EVENTS_NAME, PUB_NAME
+from bastion.audit.checkpoint import (
+    Checkpoint,
+    CheckpointConsistencyError,
+    CheckpointError,
+    VerifierKey,
+    check_consistent,
+    open_checkpoint,
+)
+from bastion.audit.layout import CHECKPOINT_LATEST, EVENTS_NAME, PUB_NAME, list_checkpoints
 from bastion.audit.merkle import MerkleLog, ProofError, leaf_hash, verify_inclusion
 from bastion.audit.outlog import OutlogScanner, decode_leaf, decode_outlog_header
 from bastion.core.events import (
@@ -48,7 +70,11 @@ from bastion.core.events import (
 )
 
 __all__ = [
+    "CONSISTENCY_FORMAT",
     "PROOF_FORMAT",
+    "build_consistency_proof",
+    "check_bundle",
+    "check_consistency_proof",
     "ProofQuery",
     "ProveError",
     "ProofInvalid",
@@ -60,6 +86,7 @@ __all__ = [
 ]
 
 PROOF_FORMAT = "bastion-proof/1"
+CONSISTENCY_FORMAT = "bastion-consistency/1"
 #: Leaves one bundle may carry (a bound on what check-proof hashes).
 PROOF_LEAVES_MAX = 100_000
 
@@ -300,6 +327,148 @@ def _check_leaf(entry: Any, cp: Checkpoint, query: ProofQuery) -> None:
         verify_inclusion(leaf_hash(leaf), index, cp.tree_size, hashes, cp.root_hash)
     except ProofError as exc:
         raise ProofInvalid(f"inclusion proof of leaf {index} in tree size {cp.tree_size}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Consistency between two signed checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def _open_signed(note: bytes, key: str, source: str) -> Checkpoint:
+    try:
+        return open_checkpoint(note, key)
+    except CheckpointError as exc:
+        raise ProveError(2, f"{source}: not a checkpoint signed by the venue key: {exc}") from None
+
+
+def _checkpoint_at_size(directory: Path, size: int, key: str) -> bytes:
+    """The signed note of the directory's checkpoint with tree size ``size``."""
+    sizes: list[int] = []
+    for _, path in list_checkpoints(directory):
+        note = path.read_bytes()
+        cp = _open_signed(note, key, path.name)
+        if cp.tree_size == size:
+            return note
+        sizes.append(cp.tree_size)
+    latest = directory / CHECKPOINT_LATEST
+    if latest.is_file() and _open_signed(latest.read_bytes(), key, CHECKPOINT_LATEST).tree_size == size:
+        return latest.read_bytes()
+    shown = ", ".join(str(n) for n in sizes[:20]) + (" ..." if len(sizes) > 20 else "")
+    raise ProveError(1, f"the venue signed no checkpoint at tree size {size} (signed sizes: {shown or 'none'})")
+
+
+def build_consistency_proof(directory: str | Path, *, old_size: int | None = None, new_size: int | None = None,
+                            old_checkpoint: bytes | None = None, new_checkpoint: bytes | None = None) -> dict[str, Any]:
+    """A consistency bundle (module docstring) between two signed checkpoints of ``directory``.
+
+    Args:
+        directory: the venue directory (``events.bin``, ``venue.pub``, ``checkpoints/``).
+        old_size / new_size: tree sizes of two checkpoints the venue signed (found in the directory).
+        old_checkpoint / new_checkpoint: signed notes instead (e.g. one the participant kept); a missing
+            new one is ``checkpoint.txt``.
+
+    Returns:
+        The bundle as plain data.
+
+    Raises:
+        ProveError: status 1 when no signed checkpoint has a requested size or the older one is newer;
+            status 2 when files are missing, a note does not verify, or ``events.bin`` does not
+            reproduce both signed roots.
+    """
+    directory = Path(directory)
+    try:
+        key = (directory / PUB_NAME).read_text(encoding="utf-8").strip()
+        if old_checkpoint is None:
+            if old_size is None:
+                raise ProveError(2, "give the old tree size or the old checkpoint")
+            old_checkpoint = _checkpoint_at_size(directory, old_size, key)
+        if new_checkpoint is None:
+            new_checkpoint = (_checkpoint_at_size(directory, new_size, key) if new_size is not None
+                              else (directory / CHECKPOINT_LATEST).read_bytes())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProveError(2, f"cannot read the venue directory: {exc}") from None
+    old = _open_signed(old_checkpoint, key, "old checkpoint")
+    new = _open_signed(new_checkpoint, key, "new checkpoint")
+    if old.tree_size > new.tree_size:
+        raise ProveError(1, f"the old checkpoint (tree size {old.tree_size}) is newer than the new one "
+                            f"({new.tree_size}): swap them")
+    log = MerkleLog()
+    try:
+        for leaf in _leaves(directory, new.tree_size):
+            log.append(leaf)
+    except (OSError, ValueError) as exc:
+        raise ProveError(2, f"{EVENTS_NAME}: {exc}") from None
+    if log.size != new.tree_size or log.root() != new.root_hash or (old.tree_size and log.root(old.tree_size)
+                                                                  != old.root_hash):
+        raise ProveError(2, f"{EVENTS_NAME} does not reproduce the signed roots (sizes {old.tree_size} and "
+                            f"{new.tree_size}); run bastion verify")
+    proof = log.consistency_proof(old.tree_size, new.tree_size) if 0 < old.tree_size < new.tree_size else []
+    bundle = {
+        "format": CONSISTENCY_FORMAT,
+        "old_checkpoint": old_checkpoint.decode("utf-8"),
+        "new_checkpoint": new_checkpoint.decode("utf-8"),
+        "old_size": old.tree_size,
+        "new_size": new.tree_size,
+        "consistency_proof": [_b64(h) for h in proof],
+    }
+    check_consistency_proof(bundle, key)  # a bundle we write must verify
+    return bundle
+
+
+def check_consistency_proof(bundle: Any, key: str | VerifierKey) -> tuple[Checkpoint, Checkpoint]:
+    """Verify a consistency bundle offline with only the venue's verifier key.
+
+    Returns:
+        (old checkpoint, new checkpoint), both signature-verified and proven consistent.
+
+    Raises:
+        ProofInvalid: not a bundle, a note that does not verify, sizes that disagree with the notes,
+            different origins, rollback, fork, or a proof that does not lead from the old root to the
+            new one (RFC 9162 §2.1.4.2).
+        KeyFormatError: the key itself is malformed.
+    """
+    if not isinstance(bundle, dict) or bundle.get("format") != CONSISTENCY_FORMAT:
+        raise ProofInvalid(f"not a {CONSISTENCY_FORMAT} bundle")
+    verifier = key if isinstance(key, VerifierKey) else VerifierKey.parse(key.strip())
+    notes = []
+    for which in ("old", "new"):
+        note = bundle.get(f"{which}_checkpoint")
+        if not isinstance(note, str):
+            raise ProofInvalid(f"{which}_checkpoint is not a string")
+        try:
+            cp = open_checkpoint(note, verifier)
+        except CheckpointError as exc:
+            raise ProofInvalid(f"{which}_checkpoint: {type(exc).__name__}: {exc}") from None
+        if bundle.get(f"{which}_size") != cp.tree_size:
+            raise ProofInvalid(f"{which}_size {bundle.get(f'{which}_size')!r} is not the {which} checkpoint's tree "
+                               f"size {cp.tree_size}")
+        notes.append(cp)
+    proof = bundle.get("consistency_proof")
+    if not isinstance(proof, list):
+        raise ProofInvalid("consistency_proof must be a list")
+    hashes = [_unb64(h, "consistency_proof hash") for h in proof]
+    old, new = notes
+    try:
+        check_consistent(old, new, hashes)
+    except CheckpointConsistencyError as exc:
+        raise ProofInvalid(f"{type(exc).__name__}: {exc}") from None
+    return old, new
+
+
+def check_bundle(bundle: Any, key: str | VerifierKey) -> str:
+    """Verify an inclusion or a consistency bundle (by its ``format``); return a one-line summary.
+
+    Raises:
+        ProofInvalid / KeyFormatError: as :func:`check_proof` and :func:`check_consistency_proof`.
+    """
+    if isinstance(bundle, dict) and bundle.get("format") == CONSISTENCY_FORMAT:
+        old, new = check_consistency_proof(bundle, key)
+        return (f"OK: {new.origin} at tree size {new.tree_size} (journal seq {new.journal_seq}) extends tree size "
+                f"{old.tree_size} (journal seq {old.journal_seq}) append-only; root "
+                f"{old.root_hash.hex()[:16]}... -> {new.root_hash.hex()[:16]}...")
+    cp, count = check_proof(bundle, key)
+    return (f"OK: {count} leaves included in {cp.origin} at tree size {cp.tree_size} "
+            f"(journal seq {cp.journal_seq}, root {cp.root_hash.hex()[:16]}...)")
 
 
 def load_bundle(path: str | Path) -> Any:

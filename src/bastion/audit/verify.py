@@ -14,9 +14,9 @@ What it checks, in order (the first failure stops it and is reported with file, 
    verifies every record header checksum and the hash chain (a flipped, deleted, duplicated or
    reordered record fails there), and each command is applied to the *reference* engine
    ``Engine(config, ReferenceBook)``: the slow, obviously correct book that re-sorts nothing it need
-   not and keeps each side as one list in matching order. Because every fill is re-derived by that
-   book, price-time priority of every fill is checked by construction: a fill the venue made out of
-   priority would not be reproduced here and shows up as a differing leaf.
+   not and keeps each side as one list in matching order. A fill the venue's fast book made out of
+   priority is not reproduced here and shows up as a differing leaf; a rule broken by both engines
+   (shared code) is caught by the explicit fill checks of step 7.
 4. **Output log.** Every event re-derived is encoded as its leaf (:mod:`bastion.audit.outlog`) and
    compared, byte for byte, with the next leaf of ``events.bin``; then appended to an RFC 6962 Merkle
    log. Extra, missing, altered or reordered leaves are reported with their file offset.
@@ -34,11 +34,22 @@ What it checks, in order (the first failure stops it and is reported with file, 
    ``Engine(config, ReferenceBook, check_invariants=True)``) is about 100x slower on a 1,000-account
    book; the default samples it. Conservation is deliberately not re-implemented here: it needs the
    engine's whole bookkeeping (fee pool, insurance fund, and whatever pools later features add).
-7. **Fills.** For every ``TradeExecuted``: both orders are live (as the event stream describes them)
-   with the sides the fill states, the fill is not larger than either order's remaining size, the
-   price is the maker's limit and does not violate the taker's limit (buy: price <= limit, sell:
-   price >= limit), and no account trades with itself; an auction/batch fill (``taker_side`` 0) is at
-   or inside both orders' limits.
+7. **Fills** (:mod:`bastion.audit.fills`, from the event stream alone, no engine code). For every
+   ``TradeExecuted``: both orders are live (as the event stream describes them) with the sides the
+   fill states, the fill is not larger than either order's remaining size, the price is the maker's
+   limit and does not violate the taker's limit (buy: price <= limit, sell: price >= limit), no
+   account trades with itself, and the maker is the best-priced, earliest resting order on its side
+   (price-time priority, on a shadow book kept from OrderAccepted / OrderAmended / OrderReduced /
+   OrderCanceled / TradeExecuted); an auction/batch fill (``taker_side`` 0) is at or inside both
+   orders' limits. On instruments with an ``[instrument.integrity]`` band: every fill and auction
+   clearing price lies inside the band rebuilt from the config and the MarkPriceSet / trade events.
+8. **Snapshots.** The verifier never *uses* ``snapshots/``: it re-executes from seq 1, so a snapshot
+   cannot make it accept anything. But the venue recovers from them, so each one is *checked*: when
+   re-execution reaches a snapshot's seq, the file must load (checksum, header) and its journal chain
+   head, state hash and state bytes must equal the re-executed ones, and the output-log mark beside
+   it (tree size, root, offset in ``events.bin``) must equal the re-derived log. A snapshot beyond
+   the end of the journal, an altered snapshot or mark, or a malformed mark is a finding (the file
+   under ``snapshots/`` is named); the count checked is in the report.
 
 Exit status: 0 clean, 1 divergence or tampering found, 2 cannot run. Warnings (not failures): events
 or journal records after the newest checkpoint (a crash before the next checkpoint), stray files.
@@ -46,6 +57,7 @@ or journal records after the newest checkpoint (a crash before the next checkpoi
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +74,7 @@ from bastion.audit.checkpoint import (
     check_consistent,
     open_checkpoint,
 )
+from bastion.audit.fills import BAND_EVENTS, ORDER_EVENTS, BandWatch, ShadowBook
 from bastion.audit.layout import (
     CHECKPOINT_DIR,
     CHECKPOINT_LATEST,
@@ -69,14 +82,19 @@ from bastion.audit.layout import (
     EVENTS_NAME,
     JOURNAL_NAME,
     PUB_NAME,
+    SNAPSHOT_DIR,
+    OutlogMark,
     checkpoint_seq,
     journal_id_for,
     list_checkpoints,
     load_stored_config,
+    outlog_mark_path,
+    read_outlog_mark,
 )
 from bastion.audit.merkle import MerkleLog
 from bastion.audit.outlog import (
     LEAF_HEAD,
+    OUTLOG_HEADER_SIZE,
     LEAF_VERSION,
     LeafRecord,
     OutlogScanner,
@@ -104,8 +122,9 @@ from bastion.core.events import (
     encode_event,
 )
 from bastion.core.instruments import ConfigError, VenueConfig
-from bastion.journal.errors import JournalCorruptError, JournalIOError
+from bastion.journal.errors import JournalCorruptError, JournalIOError, SnapshotCorruptError
 from bastion.journal.file import JournalReader
+from bastion.journal.snapshot import load_snapshot, snapshot_seq
 
 __all__ = [
     "EXIT_CANNOT_RUN",
@@ -152,7 +171,9 @@ class VerifyReport:
         finding: the first problem (None when clean).
         warnings: non-fatal observations.
         commands, events, fills: journal records re-executed, leaves compared, fills checked.
+        band_fills: fills (and auction clearings) checked against a price band.
         checkpoints: checkpoints whose contents were re-derived (directory and trusted ones).
+        snapshots: snapshot files checked against the re-executed state (never used as input).
         invariant_checks: full invariant checks run.
         elapsed_s: wall time of the run, seconds.
     """
@@ -163,7 +184,9 @@ class VerifyReport:
     commands: int = 0
     events: int = 0
     fills: int = 0
+    band_fills: int = 0
     checkpoints: int = 0
+    snapshots: int = 0
     invariant_checks: int = 0
     elapsed_s: float = 0.0
 
@@ -179,7 +202,9 @@ class VerifyReport:
             "commands": self.commands,
             "events": self.events,
             "fills": self.fills,
+            "band_fills": self.band_fills,
             "checkpoints": self.checkpoints,
+            "snapshots": self.snapshots,
             "invariant_checks": self.invariant_checks,
             "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -314,70 +339,7 @@ def _targets(local: list[_Target], trusted: Sequence[bytes], verifier: VerifierK
 # ---------------------------------------------------------------------------------------------
 
 
-class _OrderLimits:
-    """Live orders as the event stream describes them: order_id -> [side, limit price, remaining, iid]."""
-
-    __slots__ = ("live", "fills")
-
-    def __init__(self) -> None:
-        self.live: dict[int, list[int]] = {}
-        self.fills = 0
-
-    def observe(self, ev: Any, seq: int) -> str | None:
-        """Update from one order event; return why a fill is wrong, else None."""
-        t = type(ev)
-        if t is TradeExecuted:
-            return self._fill(ev)
-        if t is OrderAccepted:
-            self.live[ev.order_id] = [ev.side, ev.price_ticks, ev.qty_lots, ev.instrument_id]
-        elif t is OrderAmended:
-            rec = self.live.get(ev.order_id)
-            if rec is None:
-                return f"order {ev.order_id} amended but not live"
-            rec[1], rec[2] = ev.price_ticks, ev.qty_lots
-        elif t is OrderCanceled:
-            self.live.pop(ev.order_id, None)
-        elif t is OrderReduced:
-            rec = self.live.get(ev.order_id)
-            if rec is None:
-                return f"order {ev.order_id} reduced but not live"
-            rec[2] = ev.qty_lots
-            if ev.qty_lots == 0:
-                del self.live[ev.order_id]
-        return None
-
-    def _fill(self, ev: TradeExecuted) -> str | None:
-        """Continuous fills (``taker_side`` +-1) trade at the maker's limit within the taker's; an auction
-        or batch fill (``taker_side`` 0: maker = the sell order, taker = the buy order) trades at one
-        clearing price within both limits (a limit of 0 is a market order and bounds nothing)."""
-        self.fills += 1
-        maker = self.live.get(ev.maker_order_id)
-        taker = self.live.get(ev.taker_order_id)
-        if maker is None or taker is None:
-            return f"fill between orders {ev.maker_order_id}/{ev.taker_order_id}, not both live"
-        price, qty, side = ev.price_ticks, ev.qty_lots, ev.taker_side
-        buy_side = side if side else 1  # an auction pair lists the buy order as taker
-        if taker[0] != buy_side or maker[0] != -buy_side or ev.instrument_id != maker[3] or ev.instrument_id != taker[3]:
-            return f"fill sides/instrument do not match orders {ev.maker_order_id}/{ev.taker_order_id}"
-        if not 0 < qty <= min(maker[2], taker[2]):
-            return f"fill of {qty} lots exceeds what orders {ev.maker_order_id}/{ev.taker_order_id} have left"
-        if side:
-            if price != maker[1]:
-                return f"fill at {price} is not the maker's limit {maker[1]}"
-            if (price > taker[1]) if side > 0 else (price < taker[1]):
-                return f"fill at {price} violates the taker's limit {taker[1]} (side {side})"
-            if ev.maker_account_id == ev.taker_account_id:
-                return f"self-trade of account {ev.maker_account_id}"
-        elif (taker[1] and price > taker[1]) or (maker[1] and price < maker[1]):
-            return f"auction fill at {price} outside the limits buy {taker[1]} / sell {maker[1]}"
-        for oid, rec in ((ev.maker_order_id, maker), (ev.taker_order_id, taker)):
-            rec[2] -= qty
-            if rec[2] == 0:
-                del self.live[oid]
-        return None
-
-
-_ORDER_EVENTS = frozenset({OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, TradeExecuted})
+_OrderLimits = ShadowBook  # the fill checks' former name (tests use it)
 #: Events that never move a position (skipped by the open-interest refresh; any other event naming an
 #: account, including event types added later, refreshes it).
 _POSITION_NEUTRAL = frozenset({OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, AccountCreated, Deposited,
@@ -474,8 +436,11 @@ class _Run:
     """One verification run over an opened directory (state of the replay loop)."""
 
     def __init__(self, config: VenueConfig, targets: list[_Target], report: VerifyReport, invariants_every: int,
-                 on_progress: Callable[[int, int], None] | None) -> None:
+                 on_progress: Callable[[int, int], None] | None, snapshots: dict[int, Path] | None = None) -> None:
         self.engine = Engine(config, ReferenceBook, check_invariants=invariants_every == 1)
+        self.snapshots = dict(sorted((snapshots or {}).items()))
+        self.leaves_end = OUTLOG_HEADER_SIZE  # offset in events.bin just past the last leaf compared
+        self.latencies_ns: list[int] | None = None  # per-record wall time (benchmarks)
         self.log = MerkleLog()
         self.targets = targets
         self.next_target = 0
@@ -483,9 +448,37 @@ class _Run:
         self.report = report
         self.invariants_every = invariants_every
         self.on_progress = on_progress
-        self.orders = _OrderLimits()
+        self.orders = ShadowBook()
+        self.bands = BandWatch.from_config(config)
         self.oi = _OpenInterest(sorted(config.instruments))
         self._seq = 0
+
+    def check_snapshot(self, seq: int, chain: bytes) -> None:
+        """The snapshot of journal seq ``seq`` (and its output-log mark) against the re-executed state."""
+        path = self.snapshots.pop(seq)
+        source = f"{SNAPSHOT_DIR}/{path.name}"
+        try:
+            snap = load_snapshot(path)
+        except SnapshotCorruptError as exc:
+            raise _fail(source, f"does not load: {exc.reason}", seq=seq) from None
+        engine = self.engine
+        if snap.chain_head != chain:
+            raise _fail(source, "journal chain head differs from the journal's at this seq", seq=seq)
+        if snap.state_hash != engine.state_hash():
+            raise _fail(source, "state hash differs from the re-executed state", seq=seq)
+        if snap.state_bytes != engine.snapshot():
+            raise _fail(source, "state bytes differ from the re-executed state (same hash: altered body)", seq=seq)
+        mark_path = outlog_mark_path(path.parent, seq)
+        if mark_path.exists():
+            mark = read_outlog_mark(path.parent, seq)
+            where = f"{SNAPSHOT_DIR}/{mark_path.name}"
+            if mark is None or mark_path.read_bytes() != _mark_bytes(mark):
+                raise _fail(where, "malformed output-log mark (not the JSON the venue writes)", seq=seq)
+            log = self.log
+            if (mark.tree_size, mark.root, mark.offset) != (log.size, log.root(), self.leaves_end):
+                raise _fail(where, f"output-log mark (size {mark.tree_size}, offset {mark.offset}) differs from the "
+                                   f"re-derived log (size {log.size}, offset {self.leaves_end})", seq=seq)
+        self.report.snapshots += 1
 
     def full_invariants(self, seq: int) -> None:
         try:
@@ -534,6 +527,7 @@ class _Run:
         except _Stop:
             self.report.commands = max(0, self._seq - 1)
             self.report.fills = self.orders.fills
+            self.report.band_fills = self.bands.checked if self.bands is not None else 0
             raise
 
     def _replay(self, reader: JournalReader, leaves: _Leaves, events_name: str) -> int:
@@ -543,6 +537,9 @@ class _Run:
         into per-event calls costs a measurable share of the verifier's speed (locals are bound once).
         """
         engine, log_append, orders, report = self.engine, self.log.append, self.orders, self.report
+        bands = self.bands
+        band_events = BAND_EVENTS if bands is not None else frozenset()
+        order_events = ORDER_EVENTS
         oi, account_fields = self.oi, _account_fields
         apply, decode, encode, head = engine.apply, decode_sequenced, encode_event, LEAF_HEAD.pack
         books = list(engine.books.values())
@@ -550,8 +547,13 @@ class _Run:
         next_leaf = leaves.next
         total = reader.size_bytes
         target_seq = self._next_target_seq()
+        snapshot_seqs = self.snapshots
         end = reader.header.start.offset
+        found = None
         seq = 0
+        latencies = self.latencies_ns
+        clock = time.perf_counter_ns
+        lap = clock()
         for record in reader.records():
             seq, end = record.seq, record.end_offset
             self._seq = seq
@@ -580,8 +582,13 @@ class _Run:
                                              f"{index} {type(ev).__name__}", found.offset, seq)
                 log_append(leaf)
                 kind = type(ev)
-                if kind in _ORDER_EVENTS:
+                if kind in order_events:
                     why = orders.observe(ev, seq)
+                    if why is not None:
+                        raise _fail(events_name, why, found.offset, seq)
+                if kind in band_events:
+                    assert bands is not None
+                    why = bands.observe(ev)
                     if why is not None:
                         raise _fail(events_name, why, found.offset, seq)
                 if kind is TradeExecuted:
@@ -593,6 +600,12 @@ class _Run:
                     for name in account_fields(kind):
                         touched.add(getattr(ev, name))
             report.events += len(events)
+            if seq in snapshot_seqs:
+                if found is not None:
+                    self.leaves_end = found.offset + 4 + len(found.leaf)
+                self.check_snapshot(seq, record.chain)
+            if bands is not None:
+                bands.end_command()
             if touched:
                 for account_id in touched:
                     oi.refresh(engine, account_id)
@@ -611,8 +624,13 @@ class _Run:
                 target_seq = self._next_target_seq()
             if self.on_progress is not None and not seq & (_PROGRESS_EVERY - 1):
                 self.on_progress(end, total)
+            if latencies is not None:
+                now = clock()
+                latencies.append(now - lap)
+                lap = now
         report.commands = seq
         report.fills = orders.fills
+        report.band_fills = bands.checked if bands is not None else 0
         if self.invariants_every == 1:  # the engine ran the full check after every command itself
             report.invariant_checks += seq
         return end
@@ -643,6 +661,7 @@ def verify_directory(
     trusted_checkpoints: Sequence[bytes] = (),
     invariants_every: int = INVARIANTS_EVERY_DEFAULT,
     on_progress: Callable[[int, int], None] | None = None,
+    latencies_ns: list[int] | None = None,
 ) -> VerifyReport:
     """Verify a venue directory by re-execution on the reference engine (see the module docstring).
 
@@ -655,6 +674,8 @@ def verify_directory(
         invariants_every: full invariant check every this many commands (1 = after every command,
             0 = only at checkpoints and at the end).
         on_progress: called with (journal bytes done, journal bytes total) now and then.
+        latencies_ns: when given, the time spent on each journal record (read, re-executed, checked)
+            is appended to it, in ns (benchmarks; ``time.perf_counter_ns``).
 
     Returns:
         A :class:`VerifyReport`; ``status`` is the process exit code (0 / 1 / 2).
@@ -663,7 +684,7 @@ def verify_directory(
     directory = Path(directory)
     report = VerifyReport(EXIT_OK)
     try:
-        _verify(directory, key, trusted_checkpoints, max(0, invariants_every), on_progress, report)
+        _verify(directory, key, trusted_checkpoints, max(0, invariants_every), on_progress, report, latencies_ns)
     except _Stop as stop:
         report.status, report.finding = stop.status, stop.finding
     report.elapsed_s = time.perf_counter() - started
@@ -671,7 +692,8 @@ def verify_directory(
 
 
 def _verify(directory: Path, key: str | VerifierKey | None, trusted: Sequence[bytes], invariants_every: int,
-            on_progress: Callable[[int, int], None] | None, report: VerifyReport) -> None:
+            on_progress: Callable[[int, int], None] | None, report: VerifyReport,
+            latencies_ns: list[int] | None = None) -> None:
     config, verifier = _load_inputs(directory, key)
     local = _local_checkpoints(directory, verifier, report.warnings)
     targets = _targets(local, trusted, verifier)
@@ -695,15 +717,38 @@ def _verify(directory: Path, key: str | VerifierKey | None, trusted: Sequence[by
         if reader.header.journal_id != journal_id_for(verifier):
             report.warnings.append(f"{JOURNAL_NAME}'s journal_id is not the one derived from the venue key "
                                    "(a directory created before the output log existed?)")
-        run = _Run(config, targets, report, invariants_every, on_progress)
+        run = _Run(config, targets, report, invariants_every, on_progress, _snapshot_files(directory))
+        run.latencies_ns = latencies_ns
         if run._next_target_seq() == 0:
             run.check_targets(0, reader.header.chain_in)
+        if 0 in run.snapshots:
+            run.check_snapshot(0, reader.header.chain_in)
         leaves = _Leaves(image)
         try:
             end = run.replay(reader, leaves, EVENTS_NAME)
         except JournalCorruptError as exc:
             raise _fail(JOURNAL_NAME, f"{exc.reason.value}: {exc.detail}", exc.offset, exc.seq) from None
         _after_replay(run, reader, leaves, end, report)
+
+
+def _mark_bytes(mark: OutlogMark) -> bytes:
+    """The exact bytes :func:`~bastion.audit.layout.write_outlog_mark` writes for ``mark`` (one canonical form,
+    so that no edit of the file, even one that parses to the same values, goes unnoticed)."""
+    body = {"seq": mark.seq, "tree_size": mark.tree_size, "root": mark.root.hex(), "offset": mark.offset}
+    return (json.dumps(body, sort_keys=True) + "\n").encode("ascii")
+
+
+def _snapshot_files(directory: Path) -> dict[int, Path]:
+    """Snapshot files under ``snapshots/`` by the journal seq in their names (temp files ignored)."""
+    folder = directory / SNAPSHOT_DIR
+    if not folder.is_dir():
+        return {}
+    found: dict[int, Path] = {}
+    for path in folder.iterdir():
+        seq = snapshot_seq(path)
+        if seq is not None and path.is_file():
+            found[seq] = path
+    return found
 
 
 def _after_replay(run: _Run, reader: JournalReader, leaves: _Leaves, end: int, report: VerifyReport) -> None:
@@ -714,6 +759,10 @@ def _after_replay(run: _Run, reader: JournalReader, leaves: _Leaves, end: int, r
         detail = f"{torn.reason.value}: {torn.detail}" if torn else "unread bytes"
         raise _fail(JOURNAL_NAME, f"torn tail of {reader.size_bytes - end} bytes ({detail}); a crashed venue "
                                   "must be reopened (recovery cuts it) before it is verified", end, head_seq + 1)
+    if run.snapshots:
+        seq, path = next(iter(run.snapshots.items()))
+        raise _fail(f"{SNAPSHOT_DIR}/{path.name}", f"a snapshot of journal seq {seq}, but the journal ends at seq "
+                                                    f"{head_seq} (records deleted, or a forged snapshot)", seq=seq)
     if run.next_target < len(run.targets):
         target = run.targets[run.next_target]
         raise _fail(target.source, f"covers journal seq {target.cp.journal_seq}, but the journal ends at seq "

@@ -1617,6 +1617,19 @@ class Engine:
             self._cancel_resting(order, CancelReason.outside_band)
         m.sweep_pending = self._band_violated(iid, band)
 
+    def band_limit(self, instrument_id: int, side: int, limit_price_ticks: int) -> int:
+        """``limit_price_ticks`` of an internal IOC (liquidation, insurance-fund unwind) pulled inside the
+        instrument's price band: no trade happens outside a band, whoever sends the order (a client's
+        limit beyond it is refused with 510 instead). Unchanged without a band."""
+        if self._integrity_idle:
+            return limit_price_ticks
+        band = self.integ[instrument_id].band
+        if band is None:
+            return limit_price_ticks
+        if side > 0:
+            return min(limit_price_ticks, band.high_ticks)
+        return max(limit_price_ticks, band.low_ticks)
+
     def _collar(self, m: InstrumentIntegrity, spec: InstrumentSpec) -> tuple[int, int]:
         """Price interval an auction may clear in: the band, or mark +/- market_protection_ppm without one."""
         if m.band is not None:

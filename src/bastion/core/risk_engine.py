@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from bastion.core.accounts import Account, Position, settle_fill
 from bastion.core.book.base import Order
 from bastion.core.commands import STP, TimeInForce
@@ -98,6 +100,9 @@ from bastion.core.risk_messages import (
     SocializedLoss,
     VolMultiplierSet,
 )
+
+_LIQUIDATION_STATES = (MarketState.ACTIVE, MarketState.POST_ONLY)
+"""Market states in which a liquidation IOC is sent (POST_ONLY exempts it like a reduce-only close)."""
 
 if TYPE_CHECKING:
     from bastion.core.engine import Engine
@@ -503,7 +508,15 @@ class RiskEngine:
             self.queued.add(account_id)
 
     def _paused(self, account: Account) -> bool:
-        return any(self.liquidations_paused.get(iid, False) for iid, p in account.positions.items() if p.size_lots)
+        """The account waits in the queue: an oracle pause, or a market not trading continuously (halted,
+        cancel-only, in an auction, settling): docs/risk-integration.md §4.3, "the IOC waits"; an IOC sent
+        into an auction's market would match the continuous book unguarded."""
+        engine = self.engine
+        for iid, p in account.positions.items():
+            if p.size_lots and (self.liquidations_paused.get(iid, False) or (
+                    not engine._integrity_idle and engine.integ[iid].status.state not in _LIQUIDATION_STATES)):
+                return True
+        return False
 
     def oracle_paused_for(self, account: Account) -> bool:
         """True when the account holds a position on an instrument whose oracle paused liquidations: its
@@ -591,6 +604,9 @@ class RiskEngine:
     def _send_ioc(self, account: Account, plan: LiquidationOrder) -> None:
         engine = self.engine
         spec = engine.specs[plan.instrument_id]
+        limit = engine.band_limit(plan.instrument_id, plan.side, plan.limit_price_ticks)
+        if limit != plan.limit_price_ticks:  # inside the band; what it cannot fill goes on as usual
+            plan = msgspec.structs.replace(plan, limit_price_ticks=limit)
         order = Order(engine.next_order_id, account.account_id, plan.instrument_id, 0, plan.side,
                       plan.limit_price_ticks, plan.qty_lots, int(TimeInForce.IOC), False, True,
                       int(STP.EXPIRE_MAKER), 0)
@@ -820,6 +836,7 @@ class RiskEngine:
             limit = max(1, -(-mark * (1_000_000 - cfg.fund_unwind_slippage_ppm) // 1_000_000))
         else:
             limit = min(spec.price_ticks_max, mark * (1_000_000 + cfg.fund_unwind_slippage_ppm) // 1_000_000)
+        limit = engine.band_limit(iid, side, limit)  # never outside a price band
         book = engine.books[iid]
         best = book.best_bid() if side < 0 else book.best_ask()
         if best is None or (best < limit if side < 0 else best > limit):

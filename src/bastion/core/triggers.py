@@ -202,6 +202,7 @@ class TriggerBookBase:
         self.per_key[key] -= 1
         if not self.per_key[key]:
             del self.per_key[key]
+            self.armed.pop(key, None)  # nothing waits on this source any more: its sweep is complete
         if t.watches_position:
             pkey = (t.account_id, t.instrument_id)
             self.position_keys[pkey] -= 1

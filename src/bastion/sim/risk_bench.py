@@ -104,7 +104,8 @@ def bench_liquidation_sweep(n_accounts: int = 1_000_000, liquidatable_fraction: 
         seed: population and move seed.
 
     Returns:
-        ``{"workload": "liquidation_sweep", "accounts", "latency_ms_p50", "latency_ms_p99",
+        ``{"workload": "liquidation_sweep", "commands" (mark updates measured), "commands_per_s",
+        "latency_us_p50/p99/p999", "accounts", "latency_ms_p50", "latency_ms_p99",
         "latency_ms_max", "refresh_ms_p50", "refresh_ms_p99", "liquidatable_mean", "orders_mean",
         "suspects_checked_mean", "false_alarms_mean", "build_s", "iterations", ...}``.
     """
@@ -167,8 +168,14 @@ def bench_liquidation_sweep(n_accounts: int = 1_000_000, liquidatable_fraction: 
         if gc_was_enabled:
             gc.enable()
     ordered = sorted(latencies_ns)
+    sweep_s = sum(latencies_ns) / 1e9
     return {
         "workload": "liquidation_sweep",
+        "commands": iterations,
+        "commands_per_s": round(iterations / sweep_s) if sweep_s > 0 else 0,  # mark updates swept per second
+        "latency_us_p50": round(_percentile(ordered, 0.50) / 1e3, 2),
+        "latency_us_p99": round(_percentile(ordered, 0.99) / 1e3, 2),
+        "latency_us_p999": round(_percentile(ordered, 0.999) / 1e3, 2),
         "accounts": n_accounts,
         "liquidatable_fraction": liquidatable_fraction,
         "multi_position_fraction": multi_position_fraction,

@@ -2,7 +2,7 @@
 
 Per minute, at the bar's end (engine time = bar open + 60 s; bars are only known when they close):
 
-1. **Index**: each source whose bar traded (volume > 0) reports its close, timestamped at the bar end
+1. **Index** (after steps 2-3 instead with ``book.index_after_book``): each source whose bar traded (volume > 0) reports its close, timestamped at the bar end
    (quiet venues age and their staleness limit decides); ``OracleState`` aggregates them — USDT and
    USDC quotes converted at the smoothed implied rate and dropped when depegged, as in
    ``tests/oracle/test_depeg_real_data.py`` — and the mark is set from the index.
@@ -167,7 +167,9 @@ def run_bars(ctx: ReplayContext, data_dir: Path) -> None:
                 latest[sid] = SourcePrice(sid, "BTC", quotes[sid], path.scaled(source_bar.close_e2), PRICE_EXPONENT,
                                           now_ns)
         ctx.run_traders(now_ns)
-        ctx.index_tick(now_ns, [latest[sid] for sid in sorted(latest)])
+        book_first = s.book.index_after_book and ctx.marked and path_bar is not None
+        if not book_first:
+            ctx.index_tick(now_ns, [latest[sid] for sid in sorted(latest)])
         if ctx.marked and path_bar is not None:
             counts["path_minutes"] += 1
             new_center = path.to_ticks(path.scaled(path_bar.close_e2))
@@ -175,10 +177,12 @@ def run_bars(ctx: ReplayContext, data_dir: Path) -> None:
             center = new_center
             target = path.ladder(center)
             ctx.liquidity.reconcile(now_ns, target[0], target[1])
-            ctx.measure_mark_vs_book()
-            if now_ns >= next_check_ns:
+            if now_ns >= next_check_ns:  # the LPs' ladder as placed (before liquidations can take from it)
                 ctx.check_book(now_ns, target)
                 next_check_ns = now_ns + s.run.book_check_interval_s * NS_PER_S
+            if book_first:  # the oracle of this minute arrives after the book moved (BookParams)
+                ctx.index_tick(now_ns, [latest[sid] for sid in sorted(latest)])
+            ctx.measure_mark_vs_book()
         if counts["minutes"] % 60 == 0:
             ctx.report_progress(counts["minutes"], int(minutes_total))
     ctx.run_traders(end_ns)

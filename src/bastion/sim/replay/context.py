@@ -17,6 +17,8 @@ from bastion.core.commands import CreateAccount, Deposit, DepositInsuranceFund
 from bastion.core.risk_messages import SetOraclePrice
 from bastion.core.instruments import InstrumentSpec, VenueConfig
 from bastion.core.oracle import SourcePrice
+from bastion.feeds.oracle_reports import SignedReport
+from bastion.feeds.oracle_shell import OracleShell, SourceSigner, parse_public_key, replay_signing_key
 from bastion.sim.replay.agents import TraderPopulation
 from bastion.sim.replay.calibration import Calibration
 from bastion.sim.replay.exchange import Exchange
@@ -24,7 +26,7 @@ from bastion.sim.replay.index import IndexBuilder, IndexTick
 from bastion.sim.replay.liquidity import Level, LiquidityBook
 from bastion.sim.replay.risk import RiskMonitor
 from bastion.sim.replay.scenario import Scenario
-from bastion.sim.replay.series import Series
+from bastion.sim.replay.series import Series, Timeline
 from bastion.venue import Venue
 
 __all__ = ["BookSample", "Progress", "ReplayContext"]
@@ -33,6 +35,8 @@ LP_BASE, TAKER_BASE, TRADER_BASE = 1, 1_001, 100_001
 NS_PER_S = 1_000_000_000
 Progress = Callable[[int, int], None]
 """``progress(completed, total)`` in the loop's own unit (capture seconds, bar minutes)."""
+OracleTamper = Callable[[int, list[SignedReport]], list[SignedReport]]
+"""``tamper(time_ns, signed reports) -> reports``: an adversary between the sources and the shell (tests)."""
 book_samples_max = 100_000
 
 
@@ -58,11 +62,15 @@ class ReplayContext:
     calibration: Calibration
     interval_ns: int
     progress: Progress | None = None
+    oracle_tamper: OracleTamper | None = None
     exchange: Exchange = field(init=False)
+    signer: SourceSigner = field(init=False)
+    oracle: OracleShell = field(init=False)
     liquidity: LiquidityBook = field(init=False)
     risk: RiskMonitor = field(init=False)
     index: IndexBuilder = field(init=False)
     series: Series = field(init=False)
+    timeline: Timeline = field(init=False)
     traders: TraderPopulation | None = field(init=False, default=None)
     rng: random.Random = field(init=False)
     lp_ids: list[int] = field(init=False)
@@ -87,8 +95,13 @@ class ReplayContext:
         self.liquidity = LiquidityBook(self.exchange, self.spec.instrument_id, self.lp_ids, s.book.levels)
         self.risk = RiskMonitor(self.exchange, self.spec.instrument_id)
         self.index = IndexBuilder(s.oracle, self.spec, self.interval_ns)
+        self.signer = SourceSigner({src.id: replay_signing_key(src.id) for src in s.oracle.sources})
+        self.oracle = OracleShell({src.id: parse_public_key(src.public_key) if src.public_key
+                                   else replay_signing_key(src.id).public_key() for src in s.oracle.sources})
         self.rng = random.Random(f"{s.seed}:flow")
         self.series = Series(0, s.oracle.price_exponent, s.book.levels)
+        self.timeline = Timeline(0, self.spec.instrument_id)
+        self.exchange.observe(lambda events: self.timeline.observe(events, self.exchange.now_ns))
 
     @property
     def atom_decimals(self) -> int:
@@ -104,6 +117,7 @@ class ReplayContext:
         assert start_ns <= end_ns
         self.start_ns, self.end_ns = start_ns, end_ns
         self.series.start_ns = start_ns
+        self.timeline.start_ns = start_ns
         book = self.scenario.book
         submit = self.exchange.submit
         for ids, deposit_usd in ((self.lp_ids, book.lp_deposit_usd), (self.taker_ids, book.taker_deposit_usd)):
@@ -116,8 +130,13 @@ class ReplayContext:
             submit(start_ns, DepositInsuranceFund(self.usd_atoms(self.scenario.insurance.fund_usd)))
 
     def index_tick(self, time_ns: int, reports: list[SourcePrice]) -> IndexTick:
-        """One index tick: update the oracle, set the mark if it changed, measure risk, record a row."""
-        tick = self.index.update(reports, time_ns)
+        """One index tick: each source signs its report, the oracle shell verifies them (only verified
+        reports reach ``OracleState``), the index updates, the mark is set if it changed, risk is
+        measured and a row recorded."""
+        signed = [self.signer.sign(report) for report in reports]
+        if self.oracle_tamper is not None:
+            signed = self.oracle_tamper(time_ns, signed)
+        tick = self.index.update(list(self.oracle.tick(signed, time_ns).accepted), time_ns)
         iid = self.spec.instrument_id
         if tick.mark_ticks is not None and tick.mark_ticks != self.exchange.engine.marks[iid] or (
                 tick.mark_ticks is not None and not self.marked):

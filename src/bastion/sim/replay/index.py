@@ -2,7 +2,10 @@
 
 Each index tick passes the latest report of every source to :class:`~bastion.core.oracle.OracleState`
 (aggregate with staleness, stablecoin conversion with depeg guard, outlier rejection, quorum, median;
-then the smoothed implied stablecoin rate is fed back and the guard judges the price). The mark price
+then the smoothed implied stablecoin rate is fed back and the guard judges the price). Those reports
+are the ones the oracle shell accepted: each source signs its report with its own Ed25519 key and
+:class:`~bastion.feeds.oracle_shell.OracleShell` verifies them against the scenario's public keys
+first (``ReplayContext.index_tick``); a forged or altered report never gets here. The mark price
 sent to the engine as ``SetMarkPrice`` is the guarded index converted onto the instrument's tick grid
 with round-half-even. That rounding is deliberate and documented: the index is an oracle output, not a
 venue quote (quotes that are off the grid are rejected by the feed, never rounded).

@@ -83,11 +83,14 @@ class LiquidityBook:
             kind = type(event)
             if kind is TradeExecuted:
                 assert isinstance(event, TradeExecuted)
-                order = by_id.get(event.maker_order_id)
-                if order is not None:
-                    order.qty_lots -= event.qty_lots
-                    if order.qty_lots == 0:
-                        self._forget(order)
+                # Continuous fills: LP orders are post-only makers. Call-auction fills (taker_side 0, after a
+                # velocity pause or a LULD halt) list the buy order as "taker": an LP bid can be either.
+                for order_id in (event.maker_order_id, event.taker_order_id):
+                    order = by_id.get(order_id)
+                    if order is not None:
+                        order.qty_lots -= event.qty_lots
+                        if order.qty_lots == 0:
+                            self._forget(order)
             elif kind is OrderCanceled:
                 assert isinstance(event, OrderCanceled)
                 order = by_id.get(event.order_id)
@@ -184,7 +187,7 @@ class LiquidityBook:
         client_id = self.exchange.next_client_order_id(account_id)
         events = self._submit(time_ns, what, PlaceOrder(account_id, self.instrument_id, client_id, side,
                                                         price_ticks, qty_lots, post_only=True))
-        for event in events:
+        for i, event in enumerate(events):
             # Only this placement's acceptance: the same command may also carry the engine's own orders
             # (a liquidation IOC for some trader, sent after the command's fills).
             if type(event) is OrderAccepted and event.account_id == account_id and event.client_order_id == client_id:
@@ -193,6 +196,10 @@ class LiquidityBook:
                 assert price_ticks not in self._sides[side]
                 self._sides[side][price_ticks] = order
                 self._by_id[event.order_id] = order
+                # The observer saw this command's events before the order was known here: a liquidation IOC
+                # later in the same command may already have filled (or a band sweep canceled) it.
+                self._on_events([e for e in events[i + 1:] if event.order_id in _order_ids(e)])
+                break
 
     def _submit(self, time_ns: int, what: str, command: PlaceOrder | AmendOrder | CancelOrder) -> list[Event]:
         self.commands[what] += 1
@@ -200,6 +207,15 @@ class LiquidityBook:
         if _rejected(events):
             self.rejected += 1
         return events
+
+
+def _order_ids(event: Event) -> tuple[int, ...]:
+    """The order ids an order event names (both for a fill)."""
+    if type(event) is TradeExecuted:
+        assert isinstance(event, TradeExecuted)
+        return (event.maker_order_id, event.taker_order_id)
+    order_id = getattr(event, "order_id", None)
+    return () if order_id is None else (order_id,)
 
 
 def _rejected(events: list[Event]) -> bool:

@@ -1,10 +1,11 @@
 """``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no external resources).
 
 Panels: index vs each source (rejected reports marked), mark / last / touch, engine book depth, open
-interest, fills and volume, equity shortfall and accounts under maintenance, then the risk-engine panels
-(liquidations, insurance fund, ADL, funding, circuit breakers) which read "not yet available" until the
-engine defines those events (``risk.risk_features``), and the figures table. Plotting is shell code:
-floats and matplotlib live here only.
+interest, fills and volume, equity shortfall and accounts under maintenance, the insurance fund, the
+risk-engine events on separate axes (liquidation fills, ADL closes, funding payments: their counts
+differ by orders of magnitude), the funding rate of every settlement (``FundingRateSet``), the
+market-state timeline (price band, velocity pause, LULD halts and auctions: every ``MarketStateChanged``
+at its exact time), and the figures table. Plotting is shell code: floats and matplotlib live here only.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend first)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from bastion.core.integrity.codes import TransitionReason  # noqa: E402
+from bastion.core.integrity.states import MarketState  # noqa: E402
 from bastion.sim.replay.scenario import Scenario  # noqa: E402
-from bastion.sim.replay.series import Series  # noqa: E402
+from bastion.sim.replay.series import Series, Timeline  # noqa: E402
 
 if TYPE_CHECKING:
     from bastion.sim.replay.runner import ReplayResult
@@ -40,8 +44,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;bac
 header{background:#1d2430;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
 header p{margin:2px 0;color:#c9d1dc;font-size:14px}main{padding:18px 28px;max-width:1200px}
 section{background:#fff;border:1px solid #dde2e8;border-radius:6px;margin:0 0 16px;padding:14px 18px}
-h2{font-size:16px;margin:0 0 8px}img{max-width:100%;height:auto;display:block}
-.na{color:#6b7685;font-style:italic;padding:18px;background:#f0f2f5;border-radius:4px;text-align:center}
+h2{font-size:16px;margin:0 0 8px}img{width:100%;height:auto;display:block}
+.empty{color:#6b7685;font-style:italic;padding:10px 0}
 table{border-collapse:collapse;font-size:13px;width:100%}td,th{border-bottom:1px solid #e6e9ee;padding:4px 8px;
 text-align:left;vertical-align:top}td.v{font-family:ui-monospace,Menlo,monospace;text-align:right;white-space:nowrap}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:12px}
@@ -185,23 +189,151 @@ def _risk_plot(series: Series) -> str:
 
 def _insurance_plot(series: Series) -> str:
     x, xlabel = _time_axis(series)
-    fig, ax = _figure("Insurance fund", "USD")
-    ax.plot(x, series.insurance_fund_usd, lw=1.2, color="#00695c")
+    fig, ax = _figure("Insurance fund balance", "USD")
+    values = series.insurance_fund_usd
+    ax.plot(x, values, lw=1.2, color="#00695c", drawstyle="steps-post")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    finite = [v for v in values if not math.isnan(v)]
+    if finite:
+        low, high = min(finite), max(finite)
+        pad = max((high - low) * 0.1, 1.0)
+        ax.set_ylim(low - pad, high + pad)  # not from 0: a drawdown of a few hundred USD must show
+        ax.text(0.005, 0.04, f"min {low:,.2f} · max {high:,.2f} · end {finite[-1]:,.2f} USD", transform=ax.transAxes,
+                fontsize=8, color="#00695c")
     ax.set_xlabel(xlabel)
     return _png(fig)
+
+
+_RISK_FAMILIES = (  # (family in Series.risk_events, panel title, colour)
+    ("liquidations", "liquidation fills (PositionLiquidated)", "#c62828"),
+    ("adl", "ADL closes (AutoDeleveraged)", "#6a1b9a"),
+    ("funding", "funding events (FundingRateSet + FundingPaid)", "#1565c0"),
+)
 
 
 def _risk_events_plot(series: Series) -> str:
-    """Cumulative liquidation fills, ADL closes, funding payments and breaker transitions over time."""
+    """One panel per family, cumulative count on its own axis (a shared axis flattens the rare ones)."""
     x, xlabel = _time_axis(series)
-    fig, ax = _figure("Risk-engine events (cumulative)", "events")
-    colours = {"liquidations": "#c62828", "adl": "#6a1b9a", "funding": "#1565c0", "breakers": "#ef6c00"}
-    for family, column in sorted(series.risk_events.items()):
-        if family in colours and len(column) == len(x):
-            ax.plot(x, column, lw=1.2, color=colours[family], label=family)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_xlabel(xlabel)
+    fig, axes = plt.subplots(len(_RISK_FAMILIES), 1, figsize=(11, 6.6), sharex=True)
+    fig.suptitle("Risk-engine events, cumulative (each on its own scale)", fontsize=11, x=0.01, ha="left")
+    for ax, (family, title, colour) in zip(axes, _RISK_FAMILIES):
+        column = series.risk_events.get(family, [])
+        values = column if len(column) == len(x) else [0] * len(x)
+        ax.plot(x, values, lw=1.2, color=colour, drawstyle="steps-post")
+        ax.set_ylabel("count")
+        ax.grid(alpha=0.3)
+        ax.text(0.005, 0.92, f"{title}: {values[-1] if values else 0:,}", transform=ax.transAxes, fontsize=9,
+                va="top", color=colour)
+    axes[-1].set_xlabel(xlabel)
+    fig.tight_layout()
     return _png(fig)
+
+
+def _seconds_axis(series: Series) -> tuple[float, str]:
+    """Divisor and label that put seconds since start on the same axis as :func:`_time_axis`."""
+    span = series.t_s[-1] if series.t_s else 0.0
+    if span > 2 * 86_400:
+        return 86_400.0, "days since start"
+    if span > 2 * 3_600:
+        return 3_600.0, "hours since start"
+    return 1.0, "seconds since start"
+
+
+def _funding_plot(series: Series, timeline: Timeline) -> str:
+    """The 8 h funding rate (and premium) of every settlement, in percent."""
+    div, xlabel = _seconds_axis(series)
+    fig, ax = _figure("Funding rate at each settlement (FundingRateSet), % per 8 h", "% per 8 h")
+    t = [row[0] / div for row in timeline.funding]
+    ax.step(t, [row[1] / 1e7 for row in timeline.funding], where="post", lw=1.1, color="#1565c0",
+            label="funding rate (8 h)")
+    ax.plot(t, [row[2] / 1e7 for row in timeline.funding], lw=0.7, color="#90caf9", alpha=0.9,
+            label="premium index")
+    ax.axhline(0, color="black", lw=0.6)
+    if series.t_s:
+        ax.set_xlim(0, series.t_s[-1] / div)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8, loc="upper left")
+    return _png(fig)
+
+
+_STATE_ORDER = [MarketState.ACTIVE, MarketState.POST_ONLY, MarketState.CANCEL_ONLY, MarketState.AUCTION,
+                MarketState.HALTED, MarketState.SETTLING]
+_REASON_COLOURS = {TransitionReason.velocity: "#ef6c00", TransitionReason.luld_limit_state: "#c62828",
+                   TransitionReason.guardian: "#6a1b9a", TransitionReason.scheduled: "#546e7a",
+                   TransitionReason.auction_uncrossed: "#2e7d32"}
+
+
+def _state_label(value: int) -> str:
+    try:
+        return MarketState(value).name
+    except ValueError:
+        return str(value)
+
+
+def _reason_label(value: int) -> str:
+    try:
+        return TransitionReason(value).name.replace("_", " ")
+    except ValueError:
+        return str(value)
+
+
+def _breaker_plot(series: Series, timeline: Timeline) -> str:
+    """Market state over time (steps), every transition marked by its reason, and the time not ACTIVE."""
+    div, xlabel = _seconds_axis(series)
+    end = series.t_s[-1] / div if series.t_s else 1.0
+    fig, (ax, bar) = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.set_title("Market state (band, velocity pause, LULD): every MarketStateChanged at its time", fontsize=11,
+                 loc="left")
+    level = {int(state): i for i, state in enumerate(_STATE_ORDER)}
+    xs, ys = [0.0], [level[int(MarketState.ACTIVE)]]
+    for t, _, to_state, _ in timeline.states:
+        xs.append(t / div)
+        ys.append(level.get(to_state, len(level)))
+    xs.append(end)
+    ys.append(ys[-1])
+    ax.step(xs, ys, where="post", lw=1.2, color="#37474f")
+    seen: set[int] = set()
+    for t, _, to_state, reason in timeline.states:
+        colour = _REASON_COLOURS.get(reason, "black")  # type: ignore[call-overload]  # IntEnum keys hash as ints
+        ax.scatter([t / div], [level.get(to_state, len(level))], s=26, color=colour, zorder=3,
+                   label=None if reason in seen else _reason_label(reason))
+        seen.add(reason)
+    ax.set_yticks(range(len(_STATE_ORDER)), [s.name for s in _STATE_ORDER], fontsize=8)
+    ax.set_ylim(-0.5, len(_STATE_ORDER) - 0.5)
+    ax.grid(alpha=0.3)
+    if seen:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), title="transition reason",
+                  title_fontsize=8)
+    else:
+        ax.text(0.5, 0.6, "no market-state change: no breaker engaged (or none configured)",
+                transform=ax.transAxes, ha="center", fontsize=10, color="#6b7685")
+    # Time outside ACTIVE per bucket (seconds), so short pauses stay visible at a three-week scale.
+    buckets = max(1, min(buckets_max, len(series.t_s)))
+    width = end / buckets if end > 0 else 1.0
+    outside = [0.0] * buckets
+    state, since = int(MarketState.ACTIVE), 0.0
+    for t, _, to_state, _ in [*timeline.states, (end * div, 0, int(MarketState.ACTIVE), 0)]:
+        if state != int(MarketState.ACTIVE):
+            _spread(outside, since / div, t / div, width)
+        state, since = to_state, t
+    bar.bar([(i + 0.5) * width for i in range(buckets)], [v * div for v in outside], width=width * 0.95,
+            color="#ef6c00")
+    bar.set_ylabel("s not ACTIVE", fontsize=8)
+    bar.grid(alpha=0.3)
+    bar.set_xlabel(xlabel)
+    bar.set_xlim(0, end)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _spread(buckets: list[float], start: float, stop: float, width: float) -> None:
+    """Add the length of [start, stop) to the buckets of ``width`` it overlaps."""
+    i = max(0, int(start // width))
+    while i < len(buckets) and i * width < stop:  # bounded by the bucket count
+        lo, hi = max(start, i * width), min(stop, (i + 1) * width)
+        if hi > lo:
+            buckets[i] += hi - lo
+        i += 1
 
 
 def _section(title: str, body: str) -> str:
@@ -212,9 +344,30 @@ def _img(src: str, alt: str) -> str:
     return f'<img src="{src}" alt="{html.escape(alt)}">'
 
 
-def _na(what: str) -> str:
-    return (f'<div class="na">{html.escape(what)}: not yet available — the risk engine is being built; this '
-            "panel fills in once the engine emits these events.</div>")
+def _empty(what: str) -> str:
+    return f'<p class="empty">{html.escape(what)}</p>'
+
+
+def _setting(name: str, value: Any) -> str:
+    """``velocity_pause_ns = 30 s`` style: durations in seconds, integers with separators."""
+    if name.endswith("_ns") and isinstance(value, int):
+        return f"{name[:-3]} = {value / 1e9:,g} s"
+    return f"{name} = {value:,}" if isinstance(value, int) else f"{name} = {value}"
+
+
+def _breakers_text(summary: dict[str, Any]) -> str:
+    breakers = summary.get("breakers", {})
+    integrity = breakers.get("integrity") or {}
+    configured = ", ".join(_setting(k, v) for k, v in integrity.items())
+    transitions = ", ".join(f"{k.replace(':', ' (')}) × {n:,}" for k, n in breakers.get("transitions", {}).items())
+    parts = [f"configured: {configured}" if configured else "no breaker configured (the scenario's [breakers] "
+             "table is empty)"]
+    if transitions:
+        parts.append(f"transitions: {transitions}")
+    seconds = breakers.get("seconds_by_state", {})
+    if seconds:
+        parts.append("time by state: " + ", ".join(f"{k} {v:,.0f} s" for k, v in seconds.items()))
+    return "".join(f"<p>{html.escape(p)}</p>" for p in parts)
 
 
 def _fmt(value: Any) -> str:
@@ -242,10 +395,16 @@ def _figures_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("max index deviation", f"{summary['max_index_deviation_ppm']:,} ppm", f"vs {index['reference_source']}"),
         ("mark vs book mid, max", f"{index['mark_vs_book_mid_max_ppm']:,} ppm", "engine book mid at index ticks"),
         ("index ticks priced", f"{index['priced_ticks']:,} / {index['ticks']:,}", "no-price ticks keep the mark"),
-        ("liquidations", _fmt(summary["liquidations"]), "0 until the risk engine exists"),
+        ("liquidations", _fmt(summary["liquidations"]), "liquidation fills (PositionLiquidated)"),
+        ("accounts liquidated", _fmt(summary["accounts_liquidated"]), "distinct accounts"),
         ("bad debt", _usd(summary["bad_debt_atoms"]), "realized (risk engine)"),
         ("insurance fund drawdown", _usd(summary["insurance_fund_drawdown_atoms"]), "peak minus current, max"),
         ("ADL", _fmt(summary["adl_count"]), "auto-deleveraging events"),
+        ("funding", f"{risk['funding_events']:,} events", "FundingRateSet + FundingPaid"),
+        ("market-state changes", _fmt(summary.get("breakers", {}).get("market_state_changes", 0)),
+         "band / velocity / LULD (MarketStateChanged)"),
+        ("oracle reports refused", _fmt(summary.get("oracle_reports", {}).get("reports_rejected", 0)),
+         f"of {summary.get('oracle_reports', {}).get('reports_received', 0):,} signed reports checked by the shell"),
         ("accounts under maintenance, max", _fmt(risk["accounts_under_maintenance_max"]), "equity < MM at the mark"),
         ("accounts with equity < 0, max", _fmt(risk["accounts_bankrupt_max"]), "would be bad debt"),
         ("equity shortfall, max", _usd(risk["equity_shortfall_max_atoms"]), "sum of negative equity"),
@@ -269,10 +428,12 @@ def _table(rows: list[tuple[str, str, str]]) -> str:
 def write_report(result: ReplayResult, scenario: Scenario, path: Path) -> None:
     """Render the replay's report page to ``path`` (self-contained HTML)."""
     summary, series = result.summary, result.series
+    timeline = result.timeline if result.timeline is not None else Timeline(summary["start_ns"], 0)
     lot_btc = 0.001
-    features = summary["risk_engine_features"]
     started = datetime.fromtimestamp(summary["start_ns"] / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     verified = summary["journal_replay_state_hash"] in (None, summary["state_hash"])
+    funding = (_img(_funding_plot(series, timeline), "funding rate") if timeline.funding
+               else _empty("no funding settlement in this window (hourly settlements; the run is shorter)"))
     parts = [
         _section("Index vs each source", _img(_index_plot(series), "index and sources")),
         _section("Mark and last price", _img(_price_plot(series), "mark and last price")),
@@ -280,29 +441,15 @@ def write_report(result: ReplayResult, scenario: Scenario, path: Path) -> None:
         _section("Open interest", _img(_oi_plot(series, lot_btc), "open interest")),
         _section("Fills and volume", _img(_fills_plot(series, lot_btc), "fills and volume")),
         _section("Equity shortfall and accounts under maintenance", _img(_risk_plot(series), "risk")),
-        _section("Liquidations, ADL, funding and breakers over time", _img(_risk_events_plot(series), "risk events")),
+        _section("Insurance fund", _img(_insurance_plot(series), "insurance fund")),
+        _section("Liquidations, ADL and funding over time", _img(_risk_events_plot(series), "risk events")),
+        _section("Funding rate", funding),
+        _section("Circuit breakers and market state", _breakers_text(summary)
+                 + _img(_breaker_plot(series, timeline), "market state timeline")),
+        _section("Figures", _table(_figures_rows(summary))),
+        _section("summary.json", "<details><summary>all figures</summary><pre>"
+                 + html.escape(json.dumps(summary, indent=2)) + "</pre></details>"),
     ]
-    risk_panels = [
-        ("Liquidations", "liquidations", f"{summary['liquidations']:,} liquidations"),
-        ("Insurance fund", "insurance", ""),
-        ("ADL", "adl", f"{summary['adl_count']:,} ADL events"),
-        ("Funding", "funding", f"{summary['risk']['funding_events']:,} funding events"),
-        ("Circuit breakers", "breakers", f"{summary['risk']['breaker_events']:,} breaker events"),
-    ]
-    cells = []
-    for title, feature, text in risk_panels:
-        if not features.get(feature):
-            cells.append(f"<div><h2>{title}</h2>{_na(title)}</div>")
-        elif feature == "insurance":
-            cells.append(f"<div><h2>{title}</h2>{_img(_insurance_plot(series), 'insurance fund')}</div>")
-        else:
-            note = " (the engine defines these events; the scenario's [breakers] table is reserved)" \
-                if feature == "breakers" else ""
-            cells.append(f"<div><h2>{title}</h2><p>{html.escape(text + note)}</p></div>")
-    parts.append(f'<section><div class="grid">{"".join(cells)}</div></section>')
-    parts.append(_section("Figures", _table(_figures_rows(summary))))
-    parts.append(_section("summary.json", "<details><summary>all figures</summary><pre>"
-                          + html.escape(json.dumps(summary, indent=2)) + "</pre></details>"))
     status = '<span class="ok">journal replay verified</span>' if verified else '<span class="bad">DIVERGED</span>'
     page = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"

@@ -18,14 +18,13 @@ from typing import Any
 
 import msgspec
 
-from bastion.config import load_venue_config
 from bastion.journal.file import FsyncPolicy
 from bastion.sim.replay.bars import run_bars
 from bastion.sim.replay.calibration import load_calibration
-from bastion.sim.replay.context import NS_PER_S, BookSample, Progress, ReplayContext, out_dir_ready
+from bastion.sim.replay.context import NS_PER_S, BookSample, OracleTamper, Progress, ReplayContext, out_dir_ready
 from bastion.sim.replay.risk import risk_features
-from bastion.sim.replay.scenario import Scenario, ScenarioError, resolve_data_dir, venue_config_path
-from bastion.sim.replay.series import Series
+from bastion.sim.replay.scenario import Scenario, ScenarioError, resolve_data_dir, scenario_venue_config
+from bastion.sim.replay.series import Series, Timeline
 from bastion.sim.replay.tick import run_tick
 from bastion.venue import JOURNAL_NAME, Venue, replay_journal
 
@@ -47,12 +46,13 @@ class ReplayResult:
     series: Series
     book_samples: list[BookSample]
     out: Path
+    timeline: Timeline | None = None
 
 
 def run_replay(scenario: Scenario, out: Path, *, shared_data: Path | None = None, seed: int | None = None,
                progress: Progress | None = None, write_report: bool = True,
                fsync_policy: FsyncPolicy = FsyncPolicy.GROUP, check_risk: bool = False,
-               check_invariants: bool = False) -> ReplayResult:
+               check_invariants: bool = False, oracle_tamper: OracleTamper | None = None) -> ReplayResult:
     """Run ``scenario`` into ``out`` (emptied first if it is a previous replay's output).
 
     Args:
@@ -65,6 +65,8 @@ def run_replay(scenario: Scenario, out: Path, *, shared_data: Path | None = None
         fsync_policy: journal durability (tests may relax it; the CLI keeps group commit).
         check_risk: compare every fast risk scan with the exact reference scan (tests; slow).
         check_invariants: the engine's full invariant check after every command (tests; slow).
+        oracle_tamper: an adversary between the sources and the oracle shell (tests: forged or
+            altered signed reports must be refused and counted, never reach the engine).
 
     Raises:
         ScenarioError: bad scenario, venue config or missing data. ReplayError: journal replay diverged.
@@ -73,7 +75,7 @@ def run_replay(scenario: Scenario, out: Path, *, shared_data: Path | None = None
     if seed is not None:
         scenario = msgspec.structs.replace(scenario, scenario=msgspec.structs.replace(scenario.scenario, seed=seed))
     data_dir = resolve_data_dir(scenario, shared_data)
-    config = load_venue_config(venue_config_path(scenario))
+    config = scenario_venue_config(scenario)
     spec = config.instruments.get(scenario.scenario.instrument_id)
     if spec is None:
         raise ScenarioError(f"{scenario.name}: instrument {scenario.scenario.instrument_id} not in the venue config")
@@ -82,7 +84,7 @@ def run_replay(scenario: Scenario, out: Path, *, shared_data: Path | None = None
     interval_ns = (60 if scenario.scenario.kind == "bars" else scenario.oracle.interval_s) * NS_PER_S
     started = time.perf_counter()
     with Venue.open(config, out, fsync_policy=fsync_policy, check_invariants=check_invariants) as venue:
-        ctx = ReplayContext(scenario, config, spec, venue, calibration, interval_ns, progress)
+        ctx = ReplayContext(scenario, config, spec, venue, calibration, interval_ns, progress, oracle_tamper)
         ctx.risk.cross_check = check_risk
         if scenario.scenario.kind == "tick":
             run_tick(ctx, data_dir)
@@ -102,7 +104,7 @@ def run_replay(scenario: Scenario, out: Path, *, shared_data: Path | None = None
         "commands_per_s": round(ctx.exchange.commands / run_s) if run_s > 0 else 0,
         "verify_s": verify.pop("verify_s"),
     }
-    result = ReplayResult(summary, ctx.series, ctx.book_samples, out)
+    result = ReplayResult(summary, ctx.series, ctx.book_samples, out, ctx.timeline)
     if write_report:
         from bastion.sim.replay.report import write_report as render
 
@@ -122,6 +124,15 @@ def _verify(config: Any, out: Path, full_replay: bool) -> dict[str, Any]:
         result["journal_replay_state_hash"] = replay_journal(config, out / JOURNAL_NAME).state_hash().hex()
     result["verify_s"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def _integrity_table(ctx: ReplayContext) -> dict[str, Any]:
+    """The instrument's market-integrity settings in force (non-default fields only)."""
+    from bastion.core.instruments import IntegrityConfig
+
+    integrity, default = ctx.spec.integrity, IntegrityConfig()
+    return {name: getattr(integrity, name) for name in integrity.__slots__
+            if getattr(integrity, name) != getattr(default, name)}
 
 
 def _summary(ctx: ReplayContext, s: Scenario, data_dir: Path, state_hash: str,
@@ -154,6 +165,8 @@ def _summary(ctx: ReplayContext, s: Scenario, data_dir: Path, state_hash: str,
         "accounts_liquidated": len(risk.liquidated_accounts),
         "insurance_fund_used_atoms": risk.insurance_fund_used_atoms,
         "max_index_deviation_ppm": index.max_index_deviation_ppm,
+        "oracle_reports": {"signed": ctx.signer.signed, **ctx.oracle.figures()},
+        "breakers": {"integrity": _integrity_table(ctx), **ctx.timeline.figures(ctx.end_ns)},
         "state_hash": state_hash,
         "journal_replay_state_hash": verify["journal_replay_state_hash"],
         "recovered_state_hash": verify["recovered_state_hash"],

@@ -14,8 +14,9 @@ the set of msgspec structs below; unknown keys, wrong types and out-of-range val
 Both add a seeded population of leveraged traders (``bastion.sim.replay.agents``).
 
 Money amounts in scenarios are whole USD (``*_usd``), durations whole seconds (``*_s``), ratios ppm,
-leverage in thousandths (``*_milli``). Keys ``[breakers]`` and ``[matching]`` are reserved: they are
-accepted only with their default (empty / ``mode = "continuous"``) until those features exist.
+leverage in thousandths (``*_milli``). ``[breakers]`` sets the venue's market-integrity controls (price
+band, velocity pause, LULD) on the replayed instrument (:class:`BreakerParams`); ``[matching]`` is
+reserved: only ``mode = "continuous"`` is accepted until the engine runs batch auctions.
 
 Data locations: ``data.source = "bundled"`` reads ``bastion/data/<path>`` (the licensed sample that
 ships with the package); ``"shared"`` reads ``<shared data>/<path>``, where the shared data directory
@@ -33,8 +34,12 @@ from typing import Literal
 
 import msgspec
 
+from bastion.core.instruments import ConfigError, VenueConfig, venue_config_from_dict
+from bastion.feeds.oracle_shell import parse_public_key
+
 __all__ = [
     "BookParams",
+    "BreakerParams",
     "DataParams",
     "GuardParams",
     "OracleParams",
@@ -48,8 +53,11 @@ __all__ = [
     "load_scenario",
     "resolve_data_dir",
     "resolve_scenario",
+    "scenario_venue_config",
     "venue_config_path",
 ]
+
+NS_PER_S = 1_000_000_000
 
 DEFAULT_SCENARIO = "binance-tick-sample"
 levels_max = 200
@@ -109,6 +117,11 @@ class BookParams(msgspec.Struct, **_struct):
         takers_per_bar: bars only, taker orders the bar volume is split into.
         fleeting_liquidity: tick only, top up the mirror so every real trade fills its real size at its
             real price (``bastion.sim.replay.tick``).
+        index_after_book: bars only, each minute the takers walk and the LPs re-centre the ladder on the
+            new close *before* the oracle index of that minute arrives (the oracle lags the book, as a
+            spot index lags a crashing perpetual; the default). False: the index first, so the risk
+            engine's liquidation orders meet the previous minute's ladder — the stale, pre-move prices,
+            which flatters every liquidation in a gap (no bankruptcy at all on the x3 path).
     """
 
     levels: int = 20
@@ -122,6 +135,7 @@ class BookParams(msgspec.Struct, **_struct):
     volume_scale_ppm: int = 1_000_000
     takers_per_bar: int = 4
     fleeting_liquidity: bool = True
+    index_after_book: bool = True
 
 
 class OracleSource(msgspec.Struct, **_struct):
@@ -134,6 +148,9 @@ class OracleSource(msgspec.Struct, **_struct):
         bar_source / bar_symbol: bars only, e.g. ``binanceus`` / ``BTCUSD``.
         staleness_s: oldest usable report age.
         weight: weight in the weighted median.
+        public_key: the Ed25519 public key (64 hex digits, RFC 8032 raw) the venue trusts for this
+            source's signed reports (``bastion.feeds.oracle_shell``); empty: the deterministic replay
+            key of the source id (``replay_signing_key``), with which the replay signs.
     """
 
     id: str
@@ -143,6 +160,7 @@ class OracleSource(msgspec.Struct, **_struct):
     bar_source: str = ""
     bar_symbol: str = ""
     weight: int = 1
+    public_key: str = ""
 
 
 class QuoteParams(msgspec.Struct, **_struct):
@@ -229,7 +247,57 @@ class MatchingParams(msgspec.Struct, **_struct):
 
 
 class BreakerParams(msgspec.Struct, **_struct):
-    """``[breakers]``: reserved for circuit breakers; must be empty for now."""
+    """``[breakers]``: the venue's market-integrity controls on the replayed instrument.
+
+    Mapped one to one onto ``[instrument.integrity]`` of the venue config (``IntegrityConfig``,
+    docs/integrity-integration.md), with durations in whole seconds here (ns in the venue config);
+    the venue config loader validates the result. Empty (the default): no breaker, the instrument's
+    own ``[instrument.integrity]`` (if any) applies; non-empty on a venue config that already has one
+    is refused (one place for the parameters).
+
+    Attributes:
+        band_ppm: price band half-width, ppm of its reference (0: no band; LULD needs one).
+        band_mode: ``aggressive_side`` (CME) or ``both_sides``.
+        band_reference: ``mark`` or ``last_trade``.
+        band_sweep_orders_max: resting orders canceled per command when the band moves past them.
+        velocity_threshold_ticks: a move of this many ticks within ``velocity_lookback_s`` pauses the
+            market for ``velocity_pause_s`` (a call auction, then the uncross); 0: off.
+        velocity_samples_max: trade samples the velocity window keeps.
+        luld_halt_s: Limit Up-Limit Down: the book pinned at a band edge for ``luld_limit_state_s``
+            halts trading this long, then a reopening auction of ``luld_auction_s``; 0: off.
+        luld_reference_update_ppm: smallest relative move of the band reference applied under LULD.
+        auction_allocation: ``time`` or ``pro_rata`` rationing at the clearing price.
+    """
+
+    band_ppm: int = 0
+    band_mode: Literal["aggressive_side", "both_sides"] = "aggressive_side"
+    band_reference: Literal["mark", "last_trade"] = "mark"
+    band_sweep_orders_max: int = 64
+    velocity_threshold_ticks: int = 0
+    velocity_lookback_s: int = 0
+    velocity_pause_s: int = 0
+    velocity_samples_max: int = 1024
+    luld_halt_s: int = 0
+    luld_limit_state_s: int = 15
+    luld_auction_s: int = 10
+    luld_reference_update_ppm: int = 10_000
+    auction_allocation: Literal["time", "pro_rata"] = "time"
+
+    def integrity_table(self) -> dict[str, object]:
+        """The ``[instrument.integrity]`` table these breakers stand for ({} when none is on)."""
+        if self == BreakerParams():
+            return {}
+        ns = NS_PER_S
+        return {
+            "band_ppm": self.band_ppm, "band_mode": self.band_mode, "band_reference": self.band_reference,
+            "band_sweep_orders_max": self.band_sweep_orders_max,
+            "velocity_threshold_ticks": self.velocity_threshold_ticks,
+            "velocity_lookback_ns": self.velocity_lookback_s * ns, "velocity_pause_ns": self.velocity_pause_s * ns,
+            "velocity_samples_max": self.velocity_samples_max,
+            "luld_halt_ns": self.luld_halt_s * ns, "luld_limit_state_ns": self.luld_limit_state_s * ns,
+            "luld_auction_ns": self.luld_auction_s * ns, "luld_reference_update_ppm": self.luld_reference_update_ppm,
+            "auction_allocation": self.auction_allocation,
+        }
 
 
 class RunParams(msgspec.Struct, **_struct):
@@ -286,8 +354,17 @@ def _validate(s: Scenario, where: str) -> None:
     ids = [src.id for src in o.sources]
     _check(len(set(ids)) == len(ids) and bool(ids), where, "oracle.sources: need unique ids")
     _check(o.reference_source in ids, where, f"oracle.reference_source {o.reference_source!r} is not a source")
+    for src in o.sources:
+        if src.public_key:
+            try:
+                parse_public_key(src.public_key)
+            except ValueError as exc:
+                raise ScenarioError(f"{where}: oracle source {src.id}: {exc}") from None
     _check(s.stress.move_scale >= 1, where, "stress.move_scale must be a positive integer")
     _check(s.run.commit_every >= 1 and s.run.book_check_interval_s >= 1, where, "run.* must be positive")
+    br = s.breakers
+    for name in ("velocity_lookback_s", "velocity_pause_s", "luld_halt_s", "luld_limit_state_s", "luld_auction_s"):
+        _check(0 <= getattr(br, name) <= 10 * 86_400, where, f"breakers.{name} must be in 0..864000 s")
     if s.scenario.kind == "tick":
         _check(all(src.stream for src in o.sources), where, "tick sources need `stream`")
         _check(s.stress.move_scale == 1, where, "stress.move_scale applies to bars scenarios only")
@@ -394,6 +471,36 @@ def resolve_data_dir(scenario: Scenario, shared_data: Path | None) -> Path:
     if not directory.is_dir():
         raise ScenarioError(f"{scenario.name}: data directory absent: {directory}")
     return directory
+
+
+def scenario_venue_config(scenario: Scenario) -> VenueConfig:
+    """The venue configuration of ``scenario``: its venue config file, with the ``[breakers]`` table as the
+    replayed instrument's ``[instrument.integrity]`` (:class:`BreakerParams`).
+
+    Raises:
+        ScenarioError: the file is missing or invalid, the instrument is not in it, it already has an
+            ``[instrument.integrity]`` table while ``[breakers]`` is set, or the breakers are invalid
+            (the venue config loader's message, naming the field).
+    """
+    path = venue_config_path(scenario)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc
+    table = scenario.breakers.integrity_table()
+    if table:
+        iid = scenario.scenario.instrument_id
+        found = [i for i in raw.get("instrument", []) if isinstance(i, dict) and i.get("instrument_id") == iid]
+        if not found:
+            raise ScenarioError(f"{scenario.name}: instrument {iid} not in the venue config {path.name}")
+        if "integrity" in found[0]:
+            raise ScenarioError(f"{scenario.name}: [breakers] is set and {path.name} already has an "
+                                f"[instrument.integrity] table for instrument {iid}; keep one")
+        found[0]["integrity"] = table
+    try:
+        return venue_config_from_dict(raw)
+    except ConfigError as exc:
+        raise ScenarioError(f"{scenario.name}: venue config {path.name} with [breakers]: {exc}") from exc
 
 
 def venue_config_path(scenario: Scenario) -> Path:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bastion.core.events import Event, MarketStateChanged
 from bastion.core.instruments import InstrumentSpec
+from bastion.core.integrity.codes import TransitionReason
+from bastion.core.integrity.states import MarketState
+from bastion.core.risk_messages import FundingRateSet
 from bastion.sim.replay.exchange import Exchange
 from bastion.sim.replay.index import IndexTick
 from bastion.sim.replay.risk import RiskSample
 
-__all__ = ["Series"]
+__all__ = ["Series", "Timeline"]
 
 NAN = float("nan")
 rows_max = 2_000_000
@@ -108,3 +112,67 @@ class Series:
             column = self.sources[source_id] = [NAN] * (len(self.t_s) - 1)
             self.rejected[source_id] = [""] * (len(self.t_s) - 1)
         return column
+
+
+timeline_max = 1_000_000
+"""Bound on the events one :class:`Timeline` keeps (state changes and funding rates)."""
+
+
+@dataclass
+class Timeline:
+    """Exact-time events for the report: market-state changes and funding rates, from the event stream.
+
+    The per-tick :class:`Series` samples state once per index tick, which misses a 30 s velocity pause
+    between two minute bars; this records each ``MarketStateChanged`` and ``FundingRateSet`` of the
+    replayed instrument at the engine time of the command that caused it.
+
+    Attributes:
+        states: (seconds since start, from state, to state, reason) per change; state/reason are the
+            ``MarketState`` / ``TransitionReason`` values.
+        funding: (seconds since start, rate per 8 h in ppb, premium in ppb) per settlement.
+    """
+
+    start_ns: int
+    instrument_id: int
+    states: list[tuple[float, int, int, int]] = field(default_factory=list)
+    funding: list[tuple[float, int, int]] = field(default_factory=list)
+
+    def observe(self, events: list[Event], now_ns: int) -> None:
+        """Record the instrument's state changes and funding rates among ``events`` (at ``now_ns``)."""
+        t = (now_ns - self.start_ns) / 1e9
+        for event in events:
+            kind = type(event)
+            if kind is MarketStateChanged:
+                assert isinstance(event, MarketStateChanged)
+                if event.instrument_id == self.instrument_id and len(self.states) < timeline_max:
+                    self.states.append((t, event.from_state, event.to_state, event.reason))
+            elif kind is FundingRateSet:
+                assert isinstance(event, FundingRateSet)
+                if event.instrument_id == self.instrument_id and len(self.funding) < timeline_max:
+                    self.funding.append((t, event.rate_8h_ppb, event.premium_ppb))
+
+    def figures(self, end_ns: int) -> dict[str, object]:
+        """Counts by transition and the time spent in each state (s), for ``summary.json``."""
+        transitions: dict[str, int] = {}
+        seconds: dict[str, float] = {}
+        state, since = int(MarketState.ACTIVE), 0.0
+        for t, from_state, to_state, reason in self.states:
+            key = f"{_name(MarketState, from_state)}->{_name(MarketState, to_state)}:{_name(TransitionReason, reason)}"
+            transitions[key] = transitions.get(key, 0) + 1
+            seconds[_name(MarketState, state)] = seconds.get(_name(MarketState, state), 0.0) + t - since
+            state, since = to_state, t
+        end = (end_ns - self.start_ns) / 1e9
+        seconds[_name(MarketState, state)] = seconds.get(_name(MarketState, state), 0.0) + max(0.0, end - since)
+        return {
+            "market_state_changes": len(self.states),
+            "transitions": dict(sorted(transitions.items())),
+            "seconds_by_state": {k: round(v, 3) for k, v in sorted(seconds.items())},
+            "funding_settlements": len(self.funding),
+        }
+
+
+def _name(enum: type, value: int) -> str:
+    try:
+        return str(enum(value).name)
+    except ValueError:
+        return str(value)
