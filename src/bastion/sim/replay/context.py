@@ -220,7 +220,7 @@ class ReplayContext:
         risk = self.risk.scan(time_ns)
         traders_open = self.traders.open_positions() if self.traders is not None else 0
         self.series.record(self.exchange, self.spec, tick, risk, traders_open, self.atom_decimals, self.marked,
-                           dict(self.risk.counts))
+                           dict(self.risk.counts), self.book_depth(self.scenario.book.levels) if self.batch else None)
         return tick
 
     def _mark_command(self, tick: IndexTick) -> SetOraclePrice:
