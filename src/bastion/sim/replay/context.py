@@ -182,7 +182,7 @@ class ReplayContext:
 
     def book_depth(self, levels: int) -> tuple[list[Level], list[Level]]:
         """The engine's resting liquidity, top ``levels`` per side: the FastBook's depth, or in a batch
-        market the limit orders of the LP accounts in the engine's batch book, by price."""
+        market the resting (GTC) orders of the LP accounts in the engine's batch book, by price."""
         iid = self.spec.instrument_id
         engine = self.exchange.engine
         if not self.batch:
@@ -192,7 +192,7 @@ class ReplayContext:
         lps = set(self.lp_ids)
         sides: dict[int, dict[int, int]] = {1: {}, -1: {}}
         for order in book.orders.values():
-            if order.is_market or engine.orders[order.order_id].account_id not in lps:
+            if order.ioc or engine.orders[order.order_id].account_id not in lps:  # fleeting IOCs are no level
                 continue
             level = sides[order.side]
             level[order.price_ticks] = level.get(order.price_ticks, 0) + order.qty_lots

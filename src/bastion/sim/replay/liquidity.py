@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bastion.core.commands import AmendOrder, CancelOrder, PlaceOrder
+from bastion.core.commands import AmendOrder, CancelOrder, PlaceOrder, TimeInForce
 from bastion.core.events import (
     CommandRejected,
     Event,
@@ -203,6 +203,20 @@ class LiquidityBook:
             return price_ticks in self._sides[side]
         events = self._submit(time_ns, "inject", AmendOrder(order.account_id, order.order_id, price_ticks,
                                                             order.qty_lots + qty_lots))
+        return not _rejected(events)
+
+    def inject_ioc(self, time_ns: int, side: int, price_ticks: int, qty_lots: int) -> bool:
+        """Batch markets: fleeting liquidity for one batch, an IOC of the level's LP on ``side`` at
+        ``price_ticks`` that is not one of this book's levels (so no reconcile moves it; it is gone after
+        the next clearing). Refused (False) when it would cross this book's own opposite best."""
+        assert qty_lots > 0 and self.batch
+        opposite = self._opposite_best(side)
+        if opposite is not None and (price_ticks <= opposite if side < 0 else price_ticks >= opposite):
+            return False
+        account_id = self.lp_accounts[price_ticks % len(self.lp_accounts)]
+        events = self._submit(time_ns, "inject", PlaceOrder(account_id, self.instrument_id,
+                                                            self.exchange.next_client_order_id(account_id), side,
+                                                            price_ticks, qty_lots, time_in_force=TimeInForce.IOC))
         return not _rejected(events)
 
     def _place(self, time_ns: int, side: int, price_ticks: int, qty_lots: int, what: str = "place") -> None:
