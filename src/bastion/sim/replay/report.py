@@ -314,8 +314,8 @@ def _breaker_plot(series: Series, timeline: Timeline) -> str:
     ax.set_ylim(-0.5, len(_STATE_ORDER) - 0.5)
     ax.grid(alpha=0.3)
     if seen or timeline.modes:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), title="transition reason",
-                  title_fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0),
+                  title="transition reason" if not timeline.modes else "reason / matching mode", title_fontsize=8)
     else:
         ax.text(0.5, 0.6, "no market-state change: no breaker engaged (or none configured)",
                 transform=ax.transAxes, ha="center", fontsize=10, color="#6b7685")
