@@ -191,6 +191,7 @@ class ShadowBook:
     def observe(self, ev: Any, seq: int) -> str | None:
         """Update from one order event (or a market-state change); return why a fill is wrong, else None."""
         t = type(ev)
+        rec: list[int] | None
         if t is TradeExecuted:
             return self._fill(ev, seq)
         if t is OrderAccepted:

@@ -162,7 +162,7 @@ class ReplayContext:
             refused = [e for e in self.exchange.submit(time_ns, command) if type(e) is CommandRejected]
             if refused:
                 raise ScenarioError(f"{self.scenario.name}: the engine refused {type(command).__name__} "
-                                    f"(reject code {refused[0].code})")  # type: ignore[attr-defined]
+                                    f"(reject code {getattr(refused[0], 'code', 0)})")
         self.exchange.enable_batch(iid)
 
     def touch(self, side: int, fallback: bool = True) -> int | None:
@@ -186,7 +186,8 @@ class ReplayContext:
         iid = self.spec.instrument_id
         engine = self.exchange.engine
         if not self.batch:
-            return engine.books[iid].depth(levels)
+            depth: tuple[list[Level], list[Level]] = engine.books[iid].depth(levels)
+            return depth
         book = engine.integ[iid].batch_book
         assert book is not None
         lps = set(self.lp_ids)

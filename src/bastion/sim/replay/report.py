@@ -422,7 +422,7 @@ def _matching_text(summary: dict[str, Any]) -> str:
     modes = ", ".join(f"{_mode_label(int(MatchingMode[sw['mode']]), sw['interval_ns'])} from {sw['t_s']:,.0f} s"
                       for sw in switches)
     tick = _tick_usd(summary)
-    return (f"matching mode: {modes}; {matching.get('clearings', 0):,} clearings with volume "
+    return (f"matching mode: {modes}; {matching.get('clearings', 0):,} clearings "
             f"({matching.get('clearing_volume_lots', 0) / 1000:,.3f} BTC), clearing prices "
             f"{matching.get('clearing_price_min_ticks', 0) * tick:,.1f} .. "
             f"{matching.get('clearing_price_max_ticks', 0) * tick:,.1f} USD; "
