@@ -224,187 +224,161 @@ def test_priority_follows_amends_reductions_and_stp() -> None:
     assert "without a matching taker" in (_run(*base, OrderReduced(1, 1, 8, 0)) or "")
 
 
-def test_auction_fills_are_not_held_to_time_priority() -> None:
-    """taker_side 0 (a call auction or batch): allocation is the auction's, only the limits bind."""
-    events = (_accept(1, 1, SELL, 100, 2), _accept(2, 2, SELL, 99, 2), _accept(3, 3, BUY, 101, 2))
-    assert _run(*events, _trade(100, 2, 0, 1, 3, 1, 3)) is None
-    assert "outside the limits" in (_run(*events, _trade(102, 2, 0, 1, 3, 1, 3)) or "")
-
-
-# ---------------------------------------------------------------------------------------------
-# Bands (fabricated streams, then planted bugs in code both engines share)
-# ---------------------------------------------------------------------------------------------
-
-P = 600_000  # default.toml BTC reference price, ticks
-
-
-def _band_watch(**integrity: object) -> object:
-    from bastion.audit.fills import BandWatch
-    from tests.integrity._engine_helpers import make_config
-
-    watch = BandWatch.from_config(make_config(integrity))
-    assert watch is not None
-    return watch
-
-
-def _band_run(watch: object, *events: object) -> str | None:
+def _run_seq(*events: object, limits: object | None = None) -> str | None:
+    """Like :func:`_run`, with ``"next"`` items starting a new command (seq + 1)."""
+    limits = _OrderLimits() if limits is None else limits
+    seq = 1
     for ev in events:
-        if ev == "end":
-            watch.end_command()  # type: ignore[attr-defined]
+        if ev == "next":
+            seq += 1
             continue
-        why = watch.observe(ev)  # type: ignore[attr-defined]
+        why = limits.observe(ev, seq)  # type: ignore[attr-defined]
         if why is not None:
             return why
     return None
 
 
-def test_band_around_the_mark_edges_inclusive() -> None:
-    """band_ppm 10,000 around the mark: w = floor(600,000 * 1 %) = 6,000 ticks -> [594,000, 606,000]
-    (bands.py: rounded down, edges inclusive); a new mark moves it."""
-    from bastion.core.events import MarkPriceSet
-
-    assert _band_run(_band_watch(band_ppm=10_000), _trade(606_000, 1, BUY, 1, 2), _trade(594_000, 1, SELL, 3, 4)) is None
-    why = _band_run(_band_watch(band_ppm=10_000), _trade(606_001, 1, BUY, 1, 2))
-    assert why is not None and "outside its band [594000, 606000]" in why
-    watch = _band_watch(band_ppm=10_000)
-    assert _band_run(watch, MarkPriceSet(1, 612_345), _trade(618_468, 1, BUY, 1, 2)) is None  # w = 6,123
-    assert "outside" in (_band_run(watch, _trade(618_469, 1, BUY, 1, 2)) or "")
-    assert _band_run(_band_watch(band_ppm=10_000), MarkPriceSet(2, 1), _trade(600_000, 1, BUY, 1, 2)) is None
-
-
-def test_last_trade_band_moves_after_each_match_and_luld_smooths_it() -> None:
-    """Reference ``last_trade``: all fills of one taker are held to the band in force when it began; the
-    next taker's band is centred on the previous match's last price. With LULD on, a move smaller than
-    luld_reference_update_ppm (1 %) leaves the reference where it was (luld.py)."""
-    last = {"band_ppm": 10_000, "band_reference": "last_trade"}
-    # taker 2: 604,000 then 606,000 inside [594,000, 606,000]; taker 4 then sees 606,000 +- 6,060.
-    watch = _band_watch(**last)
-    assert _band_run(watch, _trade(604_000, 1, BUY, 1, 2), _trade(606_000, 1, BUY, 3, 2),
-                     _trade(612_060, 1, BUY, 5, 4), "end") is None
-    # reference 612,060 now: w = floor(6,120.6) = 6,120, band [605,940, 618,180].
-    twin = _band_watch(**last)
-    assert _band_run(twin, _trade(604_000, 1, BUY, 1, 2), _trade(606_000, 1, BUY, 3, 2),
-                     _trade(612_060, 1, BUY, 5, 4), "end", _trade(618_180, 1, BUY, 7, 8)) is None
-    why = _band_run(watch, _trade(618_181, 1, BUY, 9, 10))
-    assert why is not None and "[605940, 618180] (reference 612060" in why
-    watch = _band_watch(**last)
-    assert _band_run(watch, _trade(612_060, 1, BUY, 5, 4), "end") is not None  # 612,060 > 606,000 at the start
-    # Within one match the band does not follow the fills: 610,000 after 604,000 is still outside.
-    why = _band_run(_band_watch(**last), _trade(604_000, 1, BUY, 1, 2), _trade(610_000, 1, BUY, 3, 2))
-    assert why is not None and "[594000, 606000]" in why
-    assert _band_run(_band_watch(**last), _trade(604_000, 1, BUY, 1, 2), "end", _trade(610_000, 1, BUY, 3, 4)) is None
-    luld = {**last, "luld_halt_ns": 1_000_000, "luld_reference_update_ppm": 10_000}
-    assert _band_run(_band_watch(**last), _trade(605_000, 1, BUY, 1, 2), "end", _trade(606_001, 1, BUY, 3, 4)) is None
-    why = _band_run(_band_watch(**luld), _trade(605_000, 1, BUY, 1, 2), "end", _trade(606_001, 1, BUY, 3, 4))
-    assert why is not None and "reference 600000" in why
-
-
-def test_auction_clearing_outside_the_band_is_named() -> None:
+def test_auction_fills_are_not_held_to_time_priority() -> None:
+    """taker_side 0 (a call auction or batch): allocation is the auction's, so no time priority; the limits
+    and the clearing price of this command's AuctionCleared bind."""
     from bastion.core.events import AuctionCleared
 
-    watch = _band_watch(band_ppm=10_000)
-    assert _band_run(watch, AuctionCleared(1, 0, 5, 605_000, 3, 0), _trade(605_000, 3, 0, 1, 2)) is None
-    why = _band_run(_band_watch(band_ppm=10_000), AuctionCleared(1, 0, 5, 607_000, 3, 0))
-    assert why is not None and why.startswith("auction clearing at 607000")
+    events = (_accept(1, 1, SELL, 100, 2), _accept(2, 2, SELL, 99, 2), _accept(3, 3, BUY, 101, 2))
+    cleared = AuctionCleared(1, 0, 5, 100, 2, 0)
+    assert _run(*events, cleared, _trade(100, 2, 0, 1, 3, 1, 3)) is None  # order 2 (99) is not ahead of it
+    assert "outside the limits" in (_run(*events, AuctionCleared(1, 0, 5, 102, 2, 0),
+                                         _trade(102, 2, 0, 1, 3, 1, 3)) or "")
+    assert "clearing price is 100" in (_run(*events, cleared, _trade(101, 2, 0, 1, 3, 1, 3)) or "")
+    assert "no clearing in this command" in (_run(*events, _trade(100, 2, 0, 1, 3, 1, 3)) or "")
+    # A clearing belongs to its command: a fill in the next command at that price has no clearing.
+    assert "no clearing in this command" in (_run_seq(*events, cleared, "next", _trade(100, 2, 0, 1, 3, 1, 3)) or "")
+    assert "no clearing" in (_run(*events, AuctionCleared(2, 0, 5, 100, 2, 0), _trade(100, 2, 0, 1, 3, 1, 3)) or "")
 
 
-def _band_venue(directory: Path) -> int:
-    """A venue with a 1 % band around the mark: a passive ask at 610,000 (above the band: allowed, it is
-    not its aggressive side), then a buy limit at 610,000, which the band must refuse. Returns the seq of
-    the buy."""
-    from bastion.core.commands import CreateAccount, Deposit, PlaceOrder, SetMarkPrice
-    from bastion.journal.file import FsyncPolicy
-    from bastion.venue import Venue
+def test_orders_of_a_batch_market_rest_in_its_batch_book() -> None:
+    """docs/integrity-integration.md §6.3: MatchingModeSet to BATCH moves the continuous book into the
+    batch book and every later order (liquidation orders too) rests there, so a continuous fill is a
+    finding; batch fills at the clearing price pass whatever their time order. Back to CONTINUOUS the
+    orders rejoin their levels in batch priority: the one moved from the book first (order 1), then the
+    one accepted in batch mode (order 4, 100), then one amended there (order 6, re-entered at 100, at the
+    back), then orders accepted after the switch."""
+    from bastion.core.events import AuctionCleared, MatchingModeSet
+
+    book = (_accept(1, 1, SELL, 100, 2), _accept(2, 2, BUY, 99, 2), _accept(6, 6, SELL, 101, 2))
+    batch = (*book, MatchingModeSet(1, 1, 10**9, 0), _accept(3, 3, BUY, 101, 3), _accept(4, 4, SELL, 100, 2),
+             OrderAmended(6, 6, 100, 2, False), OrderAccepted(5, 5, 1, 0, BUY, 102, 1, 1))  # 5: a liquidation IOC
+    assert "a batch market" in (_run(*batch, _trade(100, 1, BUY, 1, 3, 1, 3)) or "")
+    assert "a batch market" in (_run(*batch, _trade(100, 1, BUY, 4, 5, 4, 5)) or "")
+    clearing = (AuctionCleared(1, 3, 2 * 10**9, 100, 3, 0), _trade(100, 2, 0, 4, 3, 4, 3), _trade(100, 1, 0, 1, 3, 1, 3))
+    assert _run(*batch, *clearing) is None  # order 4 before order 1: the batch's allocation, not checked
+    back = (*batch, *clearing, OrderCanceled(5, 5, 15, 1), MatchingModeSet(1, 0, 0, 0), _accept(7, 7, SELL, 100, 1),
+            _accept(8, 8, BUY, 100, 4))
+    # Order 1 has 1 lot left at 100, ahead of order 6 (amended to 100 in batch mode), then order 7.
+    assert _run(*back, _trade(100, 1, BUY, 1, 8, 1, 8), _trade(100, 2, BUY, 6, 8, 6, 8),
+                _trade(100, 1, BUY, 7, 8, 7, 8)) is None
+    why = _run(*back, _trade(100, 1, BUY, 6, 8, 6, 8))
+    assert why is not None and "order 1 rests at 100 (the same price, earlier)" in why
+    why = _run(*back, _trade(100, 1, BUY, 1, 8, 1, 8), _trade(100, 1, BUY, 7, 8, 7, 8))
+    assert why is not None and "order 6 rests at 100 (the same price, earlier)" in why
+    # Back in continuous matching, a batch-style fill needs a clearing (a guardian auction) again.
+    assert "no clearing" in (_run_seq(*back, "next", _trade(100, 1, 0, 1, 8, 1, 8)) or "")
+
+
+def test_sealed_batch_orders_are_admitted_into_the_batch_book() -> None:
+    """SEALED_BATCH (§7): orders appear only at the round close (OrderAccepted), rest in the batch book
+    and fill at that close's clearing price; no continuous fill."""
+    from bastion.core.events import AuctionCleared, MatchingModeSet
+
+    sealed = (MatchingModeSet(1, 2, 10**9, 5 * 10**8), _accept(1, 1, SELL, 100, 2), _accept(2, 2, BUY, 103, 2))
+    assert _run(*sealed, AuctionCleared(1, 0, 10**9, 101, 2, 0), _trade(101, 2, 0, 1, 2, 1, 2)) is None
+    assert "a batch market" in (_run(*sealed, _trade(100, 2, BUY, 1, 2, 1, 2)) or "")
+    assert "clearing price is 101" in (_run(*sealed, AuctionCleared(1, 0, 10**9, 101, 2, 0),
+                                            _trade(100, 2, 0, 1, 2, 1, 2)) or "")
+
+
+def test_auction_clearings_stay_in_the_mark_collar_without_a_band() -> None:
+    """No band: an auction clears within mark +- market_protection_ppm (default.toml: 50,000 ppm), the
+    mark of the last MarkPriceSet (the reference price before one): w = 30,000 ticks around 600,000,
+    [570,000, 630,000]; after MarkPriceSet(612,345): w = 30,617, [581,728, 642,962]. An instrument with a
+    band is left to the band check; without the config nothing is checked."""
+    from bastion.core.events import AuctionCleared, MarkPriceSet
     from tests.integrity._engine_helpers import make_config
 
-    with Venue.open(make_config({"band_ppm": 10_000}), directory, fsync_policy=FsyncPolicy.NONE) as venue:
-        for account in (1, 2):
-            venue.submit(CreateAccount(account, account), 0)
-            venue.submit(Deposit(account, 10**13), 0)
-        venue.submit(SetMarkPrice(1, P), 0)
-        venue.submit(PlaceOrder(1, 1, 1, SELL, 610_000, 5), 0)
-        item, _ = venue.submit(PlaceOrder(2, 1, 1, BUY, 610_000, 5), 0)
-        venue.submit(PlaceOrder(2, 1, 2, BUY, 599_000, 5), 0)
-        return item.seq
+    def run(config: object, *events: object) -> str | None:
+        return _run_seq(*events, limits=_OrderLimits(config))
+
+    config = make_config()
+    assert run(config, AuctionCleared(1, 0, 5, 570_000, 1, 0), AuctionCleared(1, 1, 6, 630_000, 1, 0)) is None
+    why = run(config, AuctionCleared(1, 0, 5, 630_001, 1, 0))
+    assert why is not None and "outside its collar [570000, 630000] (mark 600000 +- 50000 ppm)" in why
+    assert "collar [570000" in (run(config, AuctionCleared(1, 0, 5, 569_999, 1, 0)) or "")
+    assert run(config, MarkPriceSet(1, 612_345), AuctionCleared(1, 0, 5, 642_962, 1, 0),
+               AuctionCleared(1, 0, 5, 581_728, 1, 0)) is None
+    assert "[581728, 642962]" in (run(config, MarkPriceSet(1, 612_345), AuctionCleared(1, 0, 5, 642_963, 1, 0)) or "")
+    assert run(make_config({"band_ppm": 10_000}), AuctionCleared(1, 0, 5, 640_000, 1, 0)) is None  # BandWatch's
+    assert _run(AuctionCleared(1, 0, 5, 10, 1, 0)) is None
 
 
-def test_an_honest_band_venue_verifies(tmp_path: Path) -> None:
-    seq = _band_venue(tmp_path / "venue")
-    report = verify_directory(tmp_path / "venue")
+def test_a_real_batch_session_verifies_clean(tmp_path: Path) -> None:
+    """A venue that trades continuously, switches to batch auctions (halted; the resting orders move into
+    the batch book), trades there (clearings at boundaries, an IOC, an amend that re-enters at the back,
+    a 10x long liquidated after the mark falls 9.8 %, its liquidation IOC filled at the next boundary),
+    halts with a crossed pair pending and switches back (the resting orders rejoin the book; the crossing
+    sell and the IOC are canceled) and trades continuously again: ``bastion verify`` (leaf comparison on
+    the reference engine with the invariants after every command, shadow book, collar) exits 0 and counts
+    every fill."""
+    from bastion.core.commands import (AmendOrder, CreateAccount, Deposit, Heartbeat, PlaceOrder, SetMarketState,
+                                       SetMarkPrice, SetMatchingMode, TimeInForce)
+    from bastion.core.events import AuctionCleared, MatchingModeSet
+    from bastion.core.integrity.codes import MatchingMode
+    from bastion.core.integrity.states import MarketState
+    from bastion.core.risk_messages import PositionLiquidated
+    from bastion.journal.file import FsyncPolicy
+    from bastion.venue import Venue
+    from tests.integrity._engine_helpers import GUARDIAN, P, make_config
+
+    tau = 10**9
+    seen: list[list[object]] = []
+    with Venue.open(make_config(), tmp_path, fsync_policy=FsyncPolicy.NONE, checkpoint_every_events=16) as venue:
+        def go(command: object, at_s: float) -> list[object]:
+            events = venue.submit(command, int(at_s * 10**9))[1]  # type: ignore[arg-type]
+            seen.append(events)
+            return events
+
+        for account, atoms in ((1, 10**13), (2, 10**13), (3, 10**13), (4, 6 * 10**9)):
+            go(CreateAccount(account, account), 0)
+            go(Deposit(account, atoms), 0)
+        go(PlaceOrder(1, 1, 1, SELL, P + 10, 50), 1)
+        go(PlaceOrder(1, 1, 2, SELL, P + 20, 50), 1)
+        go(PlaceOrder(2, 1, 1, BUY, P - 10, 50), 1)
+        go(PlaceOrder(3, 1, 1, BUY, P + 10, 5), 1)  # continuous fill
+        go(SetMarketState(GUARDIAN, 1, MarketState.HALTED), 2)
+        assert [type(e) for e in go(SetMatchingMode(GUARDIAN, 1, MatchingMode.BATCH, tau), 2)] == [MatchingModeSet]
+        go(SetMarketState(GUARDIAN, 1, MarketState.ACTIVE), 2)
+        go(PlaceOrder(3, 1, 2, BUY, P + 20, 60, time_in_force=TimeInForce.IOC), 2.5)
+        go(PlaceOrder(4, 1, 1, BUY, P + 20, 1000), 2.6)  # 10x long
+        go(PlaceOrder(2, 1, 2, SELL, P + 15, 1000), 2.7)
+        cleared = go(Heartbeat(), 3)  # boundary 3 s: one clearing, four pairs at one price
+        go(AmendOrder(2, 3, P - 5, 50), 3.2)  # order 3 (bid P-10) re-enters at P-5, at the back
+        go(PlaceOrder(1, 1, 3, SELL, P - 5, 20), 3.3)
+        go(Heartbeat(), 4)
+        go(PlaceOrder(2, 1, 3, BUY, 541_000, 2000), 4.4)
+        go(SetMarkPrice(1, 541_000), 4.5)  # account 4 below maintenance: its liquidation IOC joins the batch
+        liquidated = go(Heartbeat(), 5)
+        go(PlaceOrder(3, 1, 4, SELL, 540_000, 10), 8.6)  # crosses the bid at 541,000 ...
+        go(PlaceOrder(1, 1, 4, BUY, P + 30, 5, time_in_force=TimeInForce.IOC), 8.7)
+        go(SetMarketState(GUARDIAN, 1, MarketState.HALTED), 8.8)  # ... and is pending when trading stops
+        back = go(SetMatchingMode(GUARDIAN, 1, MatchingMode.CONTINUOUS, 0), 9)
+        go(SetMarketState(GUARDIAN, 1, MarketState.AUCTION), 9)  # HALTED reopens through an auction
+        go(SetMarketState(GUARDIAN, 1, MarketState.ACTIVE), 9.5)
+        after = go(PlaceOrder(3, 1, 5, SELL, 538_000, 5, time_in_force=TimeInForce.IOC), 10)  # continuous again
+        venue.commit()
+    assert [type(e) for e in cleared] == [AuctionCleared] + [TradeExecuted] * 4
+    assert {e.taker_side for e in cleared[1:]} == {0} and {e.price_ticks for e in cleared[1:]} == {P + 20}
+    assert any(type(e) is PositionLiquidated for e in liquidated)
+    assert [type(e) for e in back] == [MatchingModeSet, OrderCanceled, OrderCanceled]
+    assert [(type(e), getattr(e, "taker_side", None)) for e in after] == [(OrderAccepted, None), (TradeExecuted, SELL)]
+    fills = [e for events in seen for e in events if type(e) is TradeExecuted]
+    report = verify_directory(tmp_path, invariants_every=1)
     assert report.status == EXIT_OK, report.finding
-    assert report.commands > seq and report.fills == 0  # the buy beyond the band was refused
-
-
-def test_a_band_bug_in_shared_code_is_caught_at_the_fill(tmp_path: Path, monkeypatch) -> None:
-    """Planted bug in the integrity layer both engines use (``InstrumentIntegrity.rebuild_band`` builds a
-    band 4x too wide): the venue and the re-executing reference engine agree leaf for leaf, so only the
-    verifier's own band, rebuilt from the config and the MarkPriceSet events, catches the fill at 610,000
-    outside [594,000, 606,000]; the finding names the command's seq."""
-    from bastion.core.integrity import market
-    from bastion.core.integrity.bands import band_around
-
-    def too_wide(self: market.InstrumentIntegrity) -> None:
-        self.band = None if self.band_spec is None else band_around(self.reference, 4 * self.band_spec.band_ppm,
-                                                                       self.price_ticks_max)
-
-    monkeypatch.setattr(market.InstrumentIntegrity, "rebuild_band", too_wide)
-    seq = _band_venue(tmp_path / "venue")
-    report = verify_directory(tmp_path / "venue")
-    assert report.status == EXIT_DIVERGENCE and report.finding is not None, report
-    assert report.finding.file == "events.bin" and report.finding.seq == seq
-    assert "fill at 610000 ticks on instrument 1 is outside its band [594000, 606000]" in report.finding.reason
-    assert report.commands == seq - 1
-
-
-def _reference_venue_engine(book: type) -> object:
-    """``bastion.venue.Engine`` replaced by one that runs on ``book`` (venue.py is plain Python)."""
-    def factory(config: object, *args: object, **kwargs: object) -> Engine:
-        return Engine(config, book, check_invariants=bool(kwargs.get("check_invariants", False)))  # type: ignore[arg-type]
-
-    factory.restore = lambda config, data, **kw: Engine.restore(config, data, book)  # type: ignore[attr-defined]
-    return factory
-
-
-def test_a_priority_bug_in_both_books_is_caught_by_the_shadow_book(config, tmp_path: Path, monkeypatch) -> None:
-    """Planted bug in the reference book itself (last-in-first-out within a price level), and the venue run
-    on that same book: every leaf re-derives identically, so the leaf comparison sees nothing; the shadow
-    book kept from the events names the first fill that skipped an earlier order at the same price."""
-    from bastion import venue as venue_module
-    from bastion.core.book import reference
-    from bastion.core.book.reference import ReferenceBook
-
-    original = reference.ReferenceBook._sorted_opposite
-
-    def lifo(self, taker):  # type: ignore[no-untyped-def]
-        return sorted(original(self, taker), key=lambda o: (o.price_ticks * taker.side, -o.priority))
-
-    directory = tmp_path / "venue"
-    monkeypatch.setattr(venue_module, "Engine", _reference_venue_engine(ReferenceBook))
-    mix_venue(config, directory, seed=2, n=400, accounts=50, resting=60)
-    assert verify_directory(directory).status == EXIT_OK  # honest book: clean
-    directory2 = tmp_path / "lifo"
-    monkeypatch.setattr(reference.ReferenceBook, "_sorted_opposite", lifo)
-    mix_venue(config, directory2, seed=2, n=400, accounts=50, resting=60)
-    report = verify_directory(directory2)
-    assert report.status == EXIT_DIVERGENCE and report.finding is not None
-    assert report.finding.file == "events.bin" and report.finding.seq is not None
-    assert "price-time priority" in report.finding.reason and "(the same price, earlier)" in report.finding.reason
-
-
-def test_orders_in_a_call_auction_rest_in_its_book_until_the_uncross() -> None:
-    """docs/integrity-integration.md §6.1: in AUCTION new orders go to the auction book; the engine's own
-    liquidation IOC (client order id 0) still meets the continuous book, where order 2 (parked) is not;
-    at the uncross order 2 rests behind the book and is then the best ask."""
-    from bastion.core.events import MarketStateChanged
-
-    auction = (_accept(1, 1, SELL, 100, 2), MarketStateChanged(1, 0, 4, 1), _accept(2, 2, SELL, 99, 2))
-    liquidation = OrderAccepted(3, 3, 1, 0, BUY, 101, 1, 1)
-    assert _run(*auction, liquidation, _trade(100, 1, BUY, 1, 3, 1, 3)) is None
-    assert "auction book" in (_run(*auction, liquidation, _trade(99, 1, BUY, 2, 3, 2, 3)) or "")
-    reopened = (*auction, MarketStateChanged(1, 4, 0, 5), _accept(4, 4, BUY, 101, 1))
-    assert _run(*reopened, _trade(99, 1, BUY, 2, 4, 2, 4)) is None
-    assert "a better price" in (_run(*reopened, _trade(100, 1, BUY, 1, 4, 1, 4)) or "")
-    # A velocity pause parks the taker that triggered it (GTC): it is not resting in the continuous book.
-    paused = (_accept(1, 1, SELL, 100, 2), _accept(5, 5, BUY, 99, 2), MarketStateChanged(1, 0, 4, 2),
-              OrderAccepted(6, 6, 1, 0, SELL, 98, 1, 1))
-    assert "auction book" in (_run(*paused, _trade(99, 1, SELL, 5, 6, 5, 6)) or "")
+    assert report.fills == len(fills) == 9 and report.checkpoints >= 1

@@ -86,9 +86,14 @@ def test_breaker_timeline_and_funding_plots_render(sample_run: ReplayResult, tmp
     timeline = Timeline(sample_run.summary["start_ns"], 1)
     timeline.states = [(5.0, 0, 4, 2), (35.0, 4, 0, 5), (40.0, 0, 3, 3), (45.0, 3, 4, 4), (50.0, 4, 0, 5)]
     timeline.funding = [(10.0, 100_000, 20_000), (30.0, -250_000, -300_000), (50.0, 400_000, 350_000)]
+    timeline.modes = [(2.0, 1, 10**9), (52.0, 0, 0)]  # batch auctions from 2 s to 52 s
+    timeline.clearings = [(3.0 + i, 618_000 + 10 * i, 5) for i in range(40)]
+    timeline.clearings_total, timeline.clearing_volume_lots = 40, 200
     summary = dict(sample_run.summary, breakers={**sample_run.summary["breakers"], **timeline.figures(
         sample_run.summary["end_ns"]), "integrity": {"band_ppm": 10_000, "velocity_threshold_ticks": 3_000,
-                                                     "luld_halt_ns": 300 * 10**9}})
+                                                     "luld_halt_ns": 300 * 10**9}},
+                   matching={**sample_run.summary["matching"], **timeline.matching_figures(sample_run.summary["end_ns"]),
+                             "fills_without_aggressor": 80, "boundary_heartbeats": 40})
     result = dataclasses.replace(sample_run, summary=summary, timeline=timeline)
     path = tmp_path / "report.html"
     write_report(result, resolve_scenario(None), path)
@@ -97,8 +102,8 @@ def test_breaker_timeline_and_funding_plots_render(sample_run: ReplayResult, tmp
         try:
             page, errors, _ = _open(browser, path)
             images = _images(page)
-            assert {"funding rate", "market state timeline"} <= set(images)
-            for alt in ("funding rate", "market state timeline"):
+            assert {"funding rate", "market state timeline", "mark and last price"} <= set(images)
+            for alt in ("funding rate", "market state timeline", "mark and last price"):
                 complete, width, height = images[alt]
                 assert complete and width > 300 and height > 100, (alt, images[alt])
             text = page.locator("section", has_text="Circuit breakers and market state").inner_text()
@@ -106,6 +111,9 @@ def test_breaker_timeline_and_funding_plots_render(sample_run: ReplayResult, tmp
             assert "ACTIVE->AUCTION (velocity) × 1" in text
             assert "HALTED->AUCTION (scheduled) × 1" in text and "AUCTION 35 s, HALTED 5 s" in text  # 5-35 and 45-50; 40-45
             assert page.locator("p.empty", has_text="no funding settlement").count() == 0
+            assert ("matching mode: BATCH τ = 1 s from 2 s, CONTINUOUS from 52 s; 40 clearings (0.200 BTC), "
+                    "clearing prices 61,800.0 .. 61,839.0 USD") in text
+            assert page.locator("section h2", has_text="Mark and last price, batch clearing prices").count() == 1
             assert not errors, errors
         finally:
             browser.close()

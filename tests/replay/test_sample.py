@@ -164,9 +164,10 @@ def test_bad_scenarios_are_refused(tmp_path: Path, text: str, message: str) -> N
         load_scenario(path)
 
 
-def test_matching_mode_is_reserved_and_breakers_are_checked(tmp_path: Path) -> None:
-    """``[matching] mode`` accepts only "continuous" (no batch matching in the engine yet); ``[breakers]``
-    refuses unknown keys, and values the venue config refuses (LULD without a band) name the field."""
+def test_matching_mode_and_breakers_are_checked(tmp_path: Path) -> None:
+    """``[matching] mode`` accepts "continuous" and "batch" only (batch tables: tests/replay/test_batch.py);
+    ``[breakers]`` refuses unknown keys, and values the venue config refuses (LULD without a band) name
+    the field."""
     from bastion.sim.replay.scenario import ScenarioError, load_scenario, scenario_venue_config
 
     text = Path(resolve_scenario(None).origin).read_text()
@@ -212,8 +213,9 @@ def test_bundled_scenarios_load() -> None:
 
     names = bundled_scenarios()
     assert {"binance-tick-sample", "binance-tick-full", "march-2023", "march-2023-stress",
-            "march-2023-breakers"} <= set(names)
+            "march-2023-breakers", "march-2023-batch"} <= set(names)
     for name in names:
         scenario = resolve_scenario(name)
         assert scenario.name == name
+        assert scenario.matching.batch == (name == "march-2023-batch"), name
     assert resolve_scenario(None).name == "binance-tick-sample"

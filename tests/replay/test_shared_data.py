@@ -3,7 +3,8 @@
 Every run's output directory is then checked by ``bastion verify`` (re-execution on the reference
 engine, the output log, checkpoints, snapshots, every fill's limits, price-time priority and band),
 which must exit 0. Durations on the 2-core CI-like machine (shared with other jobs, so noisy):
-binance-tick-full ~25 s; the three-week bars runs ~2-4 min each with the verifier, hence ``slow``.
+binance-tick-full ~25 s; the three-week bars runs ~2-4 min each with the verifier, hence ``slow``
+(march-2023-batch ~2 min run + ~1.5 min verify + ~1.5 min for its own journal re-execution).
 """
 
 from __future__ import annotations
@@ -134,3 +135,36 @@ def test_march_2023_breakers_engage_and_verify(tmp_path: Path) -> None:
     assert summary["liquidations"] > 50 and summary["bad_debt_atoms"] == 0
     print(f"breakers: {transitions}, time by state {breakers['seconds_by_state']}, "
           f"rejects {summary['rejects_by_code']}, liquidations {summary['liquidations']}")
+
+
+@pytest.mark.slow
+def test_march_2023_batch_clears_at_boundaries_and_verifies(tmp_path: Path) -> None:
+    """The x3 stress path on a frequent-batch-auction market (march-2023-batch.toml, 1 s batches): the
+    replay switches the market once, before any order; from then on every fill is at a clearing price
+    with no aggressor, every clearing is made by a command stamped on its boundary, the risk engine still
+    liquidates (its orders fill in the batch book) and the waterfall still runs; the journal replays to
+    the same state hash and ``bastion verify`` exits 0 (in ``_run``)."""
+    from tests.replay.test_batch import _journal_facts
+
+    result = _run("march-2023-batch", BARS, tmp_path / "batch")
+    summary = result.summary
+    assert _journal_verified(summary)
+    matching = summary["matching"]
+    assert matching["mode"] == "batch" and matching["interval_ns"] == 10**9
+    assert matching["clearings"] >= summary["bars"]["path_minutes"] >= 30_000  # the takers' batch of each minute
+    assert summary["events_by_type"]["AuctionCleared"] == matching["clearings"]
+    assert summary["fills"] == matching["fills_without_aggressor"] > 100_000
+    assert summary["events_by_type"]["MatchingModeSet"] == 1
+    facts = _journal_facts(tmp_path / "batch")
+    assert facts["state_hash"] == summary["state_hash"]
+    assert facts["first_order_seq"] > facts["switch_seq"]  # type: ignore[operator]
+    assert facts["aggressor_fills"] == 0 and facts["off_price_fills"] == 0 and facts["off_boundary"] == []
+    assert facts["fills"] == summary["fills"] and facts["clearings"] == matching["clearings"]
+    assert summary["liquidations"] > 100 and summary["accounts_liquidated"] > 50
+    assert summary["book"]["mismatches"] == 0 and summary["book"]["lp_rejected"] == 0
+    assert summary["rejects_by_code"].get("market_auction_forbids_order_kind", 0) == 0
+    assert summary["bad_debt_atoms"] == 0 and summary["risk"]["accounts_bankrupt_end"] == 0
+    print(f"batch: {matching['clearings']:,} clearings, {summary['fills']:,} fills, "
+          f"{summary['liquidations']} liquidations ({summary['accounts_liquidated']} accounts), ADL "
+          f"{summary['adl_count']}, {matching['boundary_heartbeats']:,} boundary heartbeats, "
+          f"timing {summary['timing']}")

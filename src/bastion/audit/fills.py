@@ -17,13 +17,21 @@ called):
   or ``OrderReduced`` event *before* the fill that passes them, so they are not in the shadow when the
   fill is checked; a maker of the taker's own account is refused as a self-trade. Also: the fill is
   at the maker's limit, within the taker's limit, no larger than either order's remaining size.
-  An auction or batch fill (``taker_side`` 0, allocated by the auction rules, not by time) must be
-  within both orders' limits; it updates the shadow but has no priority to check. While a market is in
-  a call auction (``MarketStateChanged`` to AUCTION), new and re-entered orders rest in the auction's
-  book, not in the continuous one (only the engine's own liquidation orders, client order id 0, still
-  meet the continuous book); at the uncross the ones left join the back of their levels in arrival
-  order. (Batch and sealed-bid matching modes have no engine handler yet; their MatchingModeSet would
-  need the same treatment.)
+  An auction or batch fill (``taker_side`` 0, allocated by the auction rules, not by time) has no
+  priority to check: it must be at the clearing price of an ``AuctionCleared`` of its instrument earlier
+  in the same command, within both orders' limits (a market order's limit is its collar edge), and it
+  updates the shadow. While a market is in a call auction (``MarketStateChanged`` to AUCTION), new and
+  re-entered orders rest in the auction's book, not in the continuous one (only the engine's own
+  liquidation orders, client order id 0, still meet the continuous book); at the uncross the ones left
+  join the back of their levels in arrival order. **Batch markets** (``MatchingModeSet`` to BATCH or
+  SEALED_BATCH, docs/integrity-integration.md §6.3, §7): the continuous book's orders move to the batch
+  book (in priority order) and every order that enters later rests there too, liquidation orders
+  included (the FastBook is empty in batch mode); a batch market has no continuous fill at all. Back to
+  CONTINUOUS, the batch book's orders join
+  the back of their levels in batch priority (the ones that would cross are canceled by events that
+  follow). With the venue config given, every ``AuctionCleared`` of an instrument without a band must
+  lie in the collar the engine clears in: mark +- ``market_protection_ppm`` of the last
+  ``MarkPriceSet`` (the band is the collar otherwise, checked by :class:`BandWatch`).
 * :class:`BandWatch` — **no trade outside a band.** For every instrument with ``[instrument.integrity]
   band_ppm > 0``, the band is rebuilt from the venue config and the event stream, as
   ``docs/integrity-integration.md`` §5.2 and :mod:`bastion.core.integrity.bands` define it:
@@ -49,6 +57,7 @@ from bastion.core.events import (
     AuctionCleared,
     MarketStateChanged,
     MarkPriceSet,
+    MatchingModeSet,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
@@ -65,7 +74,10 @@ _STP_DECREMENT = 8  # CancelReason.stp_decrement: maker and taker shrink by the 
 _ACTIVE, _HALTED, _AUCTION = 0, 3, 4  # MarketState values (journaled, stable)
 _VELOCITY = 2  # TransitionReason.velocity
 
-ORDER_EVENTS = frozenset({OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, TradeExecuted, MarketStateChanged})
+_CONTINUOUS = 0  # MatchingMode.CONTINUOUS (journaled, stable); BATCH = 1, SEALED_BATCH = 2
+
+ORDER_EVENTS = frozenset({OrderAccepted, OrderAmended, OrderCanceled, OrderReduced, TradeExecuted, MarketStateChanged,
+                          MatchingModeSet, AuctionCleared, MarkPriceSet})
 BAND_EVENTS = frozenset({MarkPriceSet, TradeExecuted, AuctionCleared})
 
 
@@ -100,6 +112,11 @@ class _Side:
         if not level:
             del self.levels[price]
 
+    def in_priority(self) -> list[int]:
+        """Every order id on this side, best price first, each level in time priority."""
+        return [order_id for price in sorted(self.levels, key=lambda p: self.sign * p)
+                for order_id in self.levels[price]]
+
     def best(self) -> tuple[int, int] | None:
         """(best price, its earliest order id), or None when the side is empty."""
         heap, levels = self.heap, self.levels
@@ -117,18 +134,34 @@ class ShadowBook:
     """Live orders and their time priority, as the event stream describes them (module docstring).
 
     ``live[order_id] = [side, limit price, remaining lots, instrument id, parked]``; ``parked`` is 1 for
-    an order held by a call auction's book instead of the continuous book (see :meth:`_market_state`).
+    an order held by a call auction's or a batch market's book instead of the continuous book (see
+    :meth:`_market_state`, :meth:`_matching_mode`).
+
+    Args:
+        config: the venue config; with it, auction clearings of instruments without a band are held to
+            the mark collar (module docstring). None: that check is off (fabricated streams).
     """
 
-    __slots__ = ("live", "fills", "_sides", "_taker", "_auction", "_parked")
+    __slots__ = ("live", "fills", "_sides", "_taker", "_auction", "_parked", "_batch", "_cleared", "_marks",
+                 "_collars")
 
-    def __init__(self) -> None:
+    def __init__(self, config: VenueConfig | None = None) -> None:
         self.live: dict[int, list[int]] = {}
         self.fills = 0
         self._sides: dict[tuple[int, int], _Side] = {}
         self._taker = 0  # the order that entered last (accepted or re-entered by an amend): the one matching
         self._auction: set[int] = set()  # instruments in a call auction (new orders go to its book)
-        self._parked: dict[int, dict[int, None]] = {}  # instrument -> auction-book orders, in arrival order
+        self._batch: set[int] = set()  # instruments in BATCH / SEALED_BATCH mode (every order in its book)
+        self._parked: dict[int, dict[int, None]] = {}  # instrument -> auction/batch-book orders, in priority order
+        self._cleared: dict[int, tuple[int, int]] = {}  # instrument -> (seq, price) of its last AuctionCleared
+        # instrument without a band -> (market_protection_ppm, price_ticks_max); its mark, from MarkPriceSet
+        self._collars: dict[int, tuple[int, int]] = {}
+        self._marks: dict[int, int] = {}
+        if config is not None:
+            for iid, spec in config.instruments.items():
+                if not spec.integrity.band_ppm:
+                    self._collars[iid] = (spec.market_protection_ppm, spec.price_ticks_max)
+                    self._marks[iid] = spec.reference_price_ticks
 
     def _side(self, instrument_id: int, side: int) -> _Side:
         key = (instrument_id, side)
@@ -138,10 +171,11 @@ class ShadowBook:
         return found
 
     def _enter(self, order_id: int, rec: list[int], internal: bool = False) -> None:
-        """Put a live order at the back: of the auction book while its market is in one (engine-internal
-        liquidation orders, client order id 0, always meet the continuous book), else of its level."""
+        """Put a live order at the back: of the batch book in a batch market, of the auction book while its
+        market is in a call auction (engine-internal liquidation orders, client order id 0, meet the
+        continuous book then), else of its level."""
         iid = rec[3]
-        if iid in self._auction and not internal:
+        if (iid in self._auction and not internal) or iid in self._batch:
             rec[4] = 1
             self._parked.setdefault(iid, {})[order_id] = None
         else:
@@ -157,8 +191,9 @@ class ShadowBook:
     def observe(self, ev: Any, seq: int) -> str | None:
         """Update from one order event (or a market-state change); return why a fill is wrong, else None."""
         t = type(ev)
+        rec: list[int] | None
         if t is TradeExecuted:
-            return self._fill(ev)
+            return self._fill(ev, seq)
         if t is OrderAccepted:
             if ev.order_id in self.live:
                 return f"order {ev.order_id} accepted twice"
@@ -197,9 +232,59 @@ class ShadowBook:
             if ev.qty_lots == 0:
                 del self.live[ev.order_id]
                 self._leave(ev.order_id, rec)
+        elif t is MarkPriceSet:
+            if ev.instrument_id in self._marks:
+                self._marks[ev.instrument_id] = ev.price_ticks
+        elif t is AuctionCleared:
+            return self._auction_cleared(ev, seq)
         elif t is MarketStateChanged:
             self._market_state(ev)
+        elif t is MatchingModeSet:
+            self._matching_mode(ev)
         return None
+
+    def _auction_cleared(self, ev: AuctionCleared, seq: int) -> str | None:
+        """Remember the clearing price (its fills follow in this command); check it against the collar."""
+        iid = ev.instrument_id
+        self._cleared[iid] = (seq, ev.price_ticks)
+        collar = self._collars.get(iid)
+        if collar is not None:
+            mark = self._marks[iid]
+            width = mark * collar[0] // _PPM
+            low, high = max(mark - width, 1), min(mark + width, collar[1])
+            if not low <= ev.price_ticks <= high:
+                return (f"auction clearing at {ev.price_ticks} ticks on instrument {iid} is outside its collar "
+                        f"[{low}, {high}] (mark {mark} +- {collar[0]} ppm)")
+        return None
+
+    def _matching_mode(self, ev: MatchingModeSet) -> None:
+        """A mode switch (the market is halted, nothing trades): into BATCH / SEALED_BATCH the continuous
+        book's orders move to the batch book in priority order (bids then asks, each best first, time
+        priority within a level), behind any already there; back to CONTINUOUS the batch book's orders join
+        the back of their levels in batch priority (the engine cancels those that would cross or are IOC
+        with OrderCanceled events right after)."""
+        iid = ev.instrument_id
+        if ev.mode != _CONTINUOUS:
+            moving: list[int] = []
+            for side in (1, -1):
+                book = self._sides.get((iid, side))
+                if book is not None:
+                    for order_id in book.in_priority():
+                        book.remove(self.live[order_id][1], order_id)
+                        moving.append(order_id)
+            parked = self._parked.setdefault(iid, {})
+            before = list(parked)
+            parked.clear()
+            for order_id in moving + before:
+                parked[order_id] = None
+                self.live[order_id][4] = 1
+            self._batch.add(iid)
+        else:
+            self._batch.discard(iid)
+            for order_id in self._parked.pop(iid, {}):
+                rec = self.live[order_id]
+                rec[4] = 0
+                self._side(iid, rec[0]).add(rec[1], order_id)
 
     def _market_state(self, ev: MarketStateChanged) -> None:
         """Call auctions (docs/integrity-integration.md §6.1): entering AUCTION opens an auction book that
@@ -224,11 +309,12 @@ class ShadowBook:
         elif ev.to_state != _HALTED:
             self._auction.discard(iid)  # SETTLING: every order is canceled (their events follow)
 
-    def _fill(self, ev: TradeExecuted) -> str | None:
+    def _fill(self, ev: TradeExecuted, seq: int) -> str | None:
         """Continuous fills (``taker_side`` +-1) trade at the maker's limit within the taker's, with the
-        best-priced earliest maker of the continuous book; an auction or batch fill (``taker_side`` 0:
-        maker = the sell order, taker = the buy order) trades at one clearing price within both limits (a
-        limit of 0 is a market order and bounds nothing)."""
+        best-priced earliest maker of the continuous book, never in a batch market; an auction or batch
+        fill (``taker_side`` 0: maker = the sell order, taker = the buy order) trades at the clearing price
+        of this command's ``AuctionCleared`` within both limits (a limit of 0 is a market order and bounds
+        nothing)."""
         self.fills += 1
         maker = self.live.get(ev.maker_order_id)
         taker = self.live.get(ev.taker_order_id)
@@ -241,6 +327,8 @@ class ShadowBook:
         if not 0 < qty <= min(maker[2], taker[2]):
             return f"fill of {qty} lots exceeds what orders {ev.maker_order_id}/{ev.taker_order_id} have left"
         if side:
+            if ev.instrument_id in self._batch:
+                return f"continuous fill (taker side {side}) on instrument {ev.instrument_id}, a batch market"
             if price != maker[1]:
                 return f"fill at {price} is not the maker's limit {maker[1]}"
             if (price > taker[1]) if side > 0 else (price < taker[1]):
@@ -255,8 +343,14 @@ class ShadowBook:
                 what = "a better price" if best[0] != price else "the same price, earlier"
                 return (f"price-time priority: the fill takes order {ev.maker_order_id} at {price}, but order "
                         f"{best[1]} rests at {best[0]} ({what})")
-        elif (taker[1] and price > taker[1]) or (maker[1] and price < maker[1]):
-            return f"auction fill at {price} outside the limits buy {taker[1]} / sell {maker[1]}"
+        else:
+            if (taker[1] and price > taker[1]) or (maker[1] and price < maker[1]):
+                return f"auction fill at {price} outside the limits buy {taker[1]} / sell {maker[1]}"
+            cleared = self._cleared.get(ev.instrument_id)
+            if cleared is None or cleared[0] != seq or cleared[1] != price:
+                where = "no clearing in this command" if cleared is None or cleared[0] != seq else (
+                    f"this command's clearing price is {cleared[1]}")
+                return f"auction fill at {price} on instrument {ev.instrument_id}, but {where}"
         for oid, rec in ((ev.maker_order_id, maker), (ev.taker_order_id, taker)):
             rec[2] -= qty
             if rec[2] == 0:

@@ -448,7 +448,7 @@ class _Run:
         self.report = report
         self.invariants_every = invariants_every
         self.on_progress = on_progress
-        self.orders = ShadowBook()
+        self.orders = ShadowBook(config)
         self.bands = BandWatch.from_config(config)
         self.oi = _OpenInterest(sorted(config.instruments))
         self._seq = 0

@@ -14,6 +14,13 @@ Each trader repeats a cycle (all times drawn uniformly, in whole ns, from the sc
 
 The population never reads the clock or global randomness: one ``random.Random(seed)`` drives every
 draw and actions run in (time, trader) order, so a scenario and seed give the same command stream.
+
+**Batch markets** (``batch=True``): an IOC waits in the batch book and fills at the next boundary, so
+the outcome of an open or a close is read at that boundary instead of right after the order: the order
+schedules a check at the boundary of its batch (``Exchange.pass_boundaries`` clears it first), which
+then goes on as steps 2-3 would (nothing filled: withdraw and rest; a close not complete: retry after
+``retry_s``). Orders are priced by ``touch`` (the LP ladder's best opposite price, else the last
+clearing price, else the mark: ``ReplayContext.touch``), the FastBook being empty there.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter
+from collections.abc import Callable
 from enum import IntEnum
 
 from bastion.core.commands import Deposit, PlaceOrder, TimeInForce, Withdraw
@@ -47,6 +55,12 @@ class Phase(IntEnum):
 class _Action(IntEnum):
     OPEN = 0
     CLOSE = 1
+    OPENED = 2  # batch markets: read the open's outcome at its boundary
+    CLOSED = 3  # batch markets: read the close's outcome at its boundary
+
+
+Touch = Callable[[int], int | None]
+"""``touch(side) -> price_ticks``: best opposite price a ``side`` order would meet (None: no liquidity)."""
 
 
 class TraderPopulation:
@@ -61,11 +75,16 @@ class TraderPopulation:
         seed: seed of the population's random stream.
         start_ns: time of the first possible action.
         atom_decimals: decimals of the settlement asset (atoms per USD cent follow from it).
+        touch: prices the orders (default: the engine's FastBook best opposite price).
+        batch: the instrument is a batch market (module docstring).
     """
 
     def __init__(self, exchange: Exchange, spec: InstrumentSpec, params: TraderParams, calibration: Calibration,
-                 account_ids: list[int], seed: int, start_ns: int, atom_decimals: int) -> None:
+                 account_ids: list[int], seed: int, start_ns: int, atom_decimals: int, touch: Touch | None = None,
+                 batch: bool = False) -> None:
         assert atom_decimals >= 2
+        self.touch = touch
+        self.batch = batch
         self.exchange = exchange
         self.spec = spec
         self.params = params
@@ -96,16 +115,26 @@ class TraderPopulation:
             time_ns, trader, action = heapq.heappop(self._queue)
             if action == _Action.OPEN:
                 self._open(time_ns, trader)
-            else:
+            elif action == _Action.CLOSE:
                 self._close(time_ns, trader)
+            else:
+                self.exchange.pass_boundaries(time_ns, inclusive=True)  # the order's batch clears at its boundary
+                if action == _Action.OPENED:
+                    self._opened(time_ns, trader)
+                else:
+                    self._closed(time_ns, trader)
         raise AssertionError(f"more than {actions_per_call_max} trader actions due at once")
 
     # ------------------------------------------------------------------ actions
 
     def _touch(self, side: int) -> int | None:
         """Best opposite price for a ``side`` order, moved ``slippage_ppm`` through it; None if empty."""
-        book = self.exchange.engine.books[self.spec.instrument_id]
-        best: int | None = book.best_ask() if side > 0 else book.best_bid()
+        best: int | None
+        if self.touch is not None:
+            best = self.touch(side)
+        else:
+            book = self.exchange.engine.books[self.spec.instrument_id]
+            best = book.best_ask() if side > 0 else book.best_bid()
         if best is None:
             return None
         slip = best * self.params.slippage_ppm // PPM
@@ -134,7 +163,20 @@ class TraderPopulation:
         self.figures["collateral_deposited_atoms"] += collateral
         if _rejected(events):
             self.figures["open_orders_rejected"] += 1
-        if self._position(account_id) == 0:
+        elif self.batch:
+            self._at_boundary(time_ns, trader, _Action.OPENED)
+            return
+        self._opened(time_ns, trader)
+
+    def _at_boundary(self, time_ns: int, trader: int, action: _Action) -> None:
+        """Batch markets: run ``action`` at the boundary of the batch the order just joined."""
+        book = self.exchange.engine.integ[self.spec.instrument_id].batch_book
+        assert book is not None, "a batch trader in a continuous market"
+        heapq.heappush(self._queue, (book.boundary_ns(book.open_index), trader, int(action)))
+
+    def _opened(self, time_ns: int, trader: int) -> None:
+        """After the open order traded (at once, or at its batch's clearing): hold, or rest if nothing filled."""
+        if self._position(self.account_ids[trader]) == 0:
             self._withdraw_and_rest(time_ns, trader)  # nothing filled: take the cash back, try later
             return
         self.phase[trader] = Phase.OPEN
@@ -150,10 +192,18 @@ class TraderPopulation:
             if price is not None:
                 events = self._order(time_ns, account_id, side, price, abs(size), reduce_only=True)
                 self.figures["close_orders"] += 1
-                self.figures["close_orders_rejected"] += int(_rejected(events))
-            if self._position(account_id) != 0:
-                heapq.heappush(self._queue, (time_ns + self.params.retry_s * NS_PER_S, trader, int(_Action.CLOSE)))
-                return
+                rejected = _rejected(events)
+                self.figures["close_orders_rejected"] += int(rejected)
+                if self.batch and not rejected:
+                    self._at_boundary(time_ns, trader, _Action.CLOSED)
+                    return
+        self._closed(time_ns, trader)
+
+    def _closed(self, time_ns: int, trader: int) -> None:
+        """After the close order traded: done when flat, else retry after ``retry_s``."""
+        if self._position(self.account_ids[trader]) != 0:
+            heapq.heappush(self._queue, (time_ns + self.params.retry_s * NS_PER_S, trader, int(_Action.CLOSE)))
+            return
         self.figures["closes"] += 1
         self._withdraw_and_rest(time_ns, trader)
 

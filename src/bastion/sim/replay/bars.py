@@ -15,6 +15,12 @@ Per minute, at the bar's end (engine time = bar open + 60 s; bars are only known
    quote copied into the book, and every LP price is on the grid by construction.
 4. **Traders** act at their own times between minutes (``agents.py``).
 
+In a batch market (``[matching] mode = "batch"``) the takers' IOCs of step 2 wait in the batch book;
+the minute's batch clears at its boundary (``Exchange.settle``: one interval after the minute) against
+the ladder the takers found, then the LPs re-centre (step 3) and, with ``book.index_after_book``, the
+index arrives — at that boundary. Liquidation orders the index causes clear at the following
+boundaries (the exchange passes each one with a heartbeat), before the next minute.
+
 Stress (``stress.move_scale = m``): the path's close P becomes ``P' = p0 + m * (P - p0)`` (p0 its first
 close), and every source price of the same minute is multiplied by the same factor ``P' / P`` (floored
 onto the 0.01 grid). BTC's moves are scaled m-fold around the start while the ratios between venues —
@@ -117,7 +123,6 @@ def _takers(ctx: ReplayContext, bar: Bar, center: int, previous: int | None, tim
     if volume_lots <= 0:
         return
     direction = 0 if previous is None else (center > previous) - (center < previous)
-    engine_book = ctx.exchange.engine.books[ctx.spec.instrument_id]
     for j in range(orders):  # bounded by takers_per_bar
         qty = volume_lots // orders + (volume_lots % orders if j == 0 else 0)
         if qty <= 0:
@@ -127,7 +132,7 @@ def _takers(ctx: ReplayContext, bar: Bar, center: int, previous: int | None, tim
         if directional:
             limit = center
         else:
-            touch = engine_book.best_ask() if side > 0 else engine_book.best_bid()
+            touch = ctx.touch(side, fallback=False)  # no liquidity: no order (as in a continuous market)
             if touch is None:
                 continue
             limit = touch
@@ -174,6 +179,8 @@ def run_bars(ctx: ReplayContext, data_dir: Path) -> None:
             counts["path_minutes"] += 1
             new_center = path.to_ticks(path.scaled(path_bar.close_e2))
             _takers(ctx, path_bar, new_center, center, now_ns)
+            if ctx.batch:  # the takers' batch clears against the ladder they found (module docstring)
+                ctx.exchange.settle()
             center = new_center
             target = path.ladder(center)
             ctx.liquidity.reconcile(now_ns, target[0], target[1])
@@ -181,11 +188,12 @@ def run_bars(ctx: ReplayContext, data_dir: Path) -> None:
                 ctx.check_book(now_ns, target)
                 next_check_ns = now_ns + s.run.book_check_interval_s * NS_PER_S
             if book_first:  # the oracle of this minute arrives after the book moved (BookParams)
-                ctx.index_tick(now_ns, [latest[sid] for sid in sorted(latest)])
+                ctx.index_tick(max(now_ns, ctx.exchange.now_ns), [latest[sid] for sid in sorted(latest)])
             ctx.measure_mark_vs_book()
         if counts["minutes"] % 60 == 0:
             ctx.report_progress(counts["minutes"], int(minutes_total))
     ctx.run_traders(end_ns)
+    ctx.exchange.pass_boundaries(end_ns, inclusive=True)  # batch market: what is due by the end clears
     ctx.report_progress(int(minutes_total), int(minutes_total))
     ctx.extra["bars"] = {**counts, "p0_usd_cents": first.close_e2, "move_scale": path.scale,
                          "ladder_step_ticks": path.step_ticks}

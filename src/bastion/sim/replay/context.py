@@ -4,6 +4,12 @@ The data-specific loops (``tick.py``, ``bars.py``) drive a :class:`ReplayContext
 :meth:`ReplayContext.index_tick` with the sources' latest reports, reconcile the LP book, send the taker
 flow, and let :meth:`ReplayContext.run_traders` act at its scheduled times. Account ids:
 LPs ``1..``, takers ``1001..``, traders ``100001..`` (each its own owner).
+
+A batch scenario (``[matching] mode = "batch"``) switches the instrument in :meth:`ReplayContext.setup`,
+before any order: the guardian halts it, sets frequent batch auctions with the scenario's interval (the
+grid starts then) and reactivates it; the exchange then passes every boundary with a heartbeat, the LPs
+quote plain limit orders into the batch book, and every "best opposite price" the agents need comes
+from :meth:`ReplayContext.touch` (the LP ladder, else the last clearing price, else the mark).
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bastion.core.commands import CreateAccount, Deposit, DepositInsuranceFund
+from bastion.core.commands import CreateAccount, Deposit, DepositInsuranceFund, SetMarketState, SetMatchingMode
+from bastion.core.events import CommandRejected
+from bastion.core.integrity.codes import MatchingMode
+from bastion.core.integrity.states import MarketState
 from bastion.core.risk_messages import SetOraclePrice
 from bastion.core.instruments import InstrumentSpec, VenueConfig
 from bastion.core.oracle import SourcePrice
@@ -92,7 +101,8 @@ class ReplayContext:
         self.lp_ids = [LP_BASE + i for i in range(s.book.lp_accounts)]
         self.taker_ids = [TAKER_BASE + i for i in range(s.book.taker_accounts)]
         self.trader_ids = [TRADER_BASE + i for i in range(s.traders.count)]
-        self.liquidity = LiquidityBook(self.exchange, self.spec.instrument_id, self.lp_ids, s.book.levels)
+        self.liquidity = LiquidityBook(self.exchange, self.spec.instrument_id, self.lp_ids, s.book.levels,
+                                       batch=s.matching.batch)
         self.risk = RiskMonitor(self.exchange, self.spec.instrument_id)
         self.index = IndexBuilder(s.oracle, self.spec, self.interval_ns)
         self.signer = SourceSigner({src.id: replay_signing_key(src.id) for src in s.oracle.sources})
@@ -128,6 +138,68 @@ class ReplayContext:
             submit(start_ns, CreateAccount(account_id, account_id))
         if self.scenario.insurance.fund_usd > 0:
             submit(start_ns, DepositInsuranceFund(self.usd_atoms(self.scenario.insurance.fund_usd)))
+        if self.scenario.matching.batch:
+            self._switch_to_batch(start_ns)
+
+    @property
+    def batch(self) -> bool:
+        """The replayed instrument runs frequent batch auctions (module docstring)."""
+        return self.scenario.matching.batch
+
+    def _switch_to_batch(self, time_ns: int) -> None:
+        """HALTED, SetMatchingMode(BATCH, tau), ACTIVE, as the venue's guardian (module docstring).
+
+        Raises:
+            ScenarioError: the engine refused one of the three commands (its reject code named).
+        """
+        from bastion.sim.replay.scenario import ScenarioError
+
+        guardian = self.scenario.matching.guardian_id or min(self.config.guardian_ids)
+        iid = self.spec.instrument_id
+        for command in (SetMarketState(guardian, iid, MarketState.HALTED),
+                        SetMatchingMode(guardian, iid, MatchingMode.BATCH, self.scenario.matching.interval_ns),
+                        SetMarketState(guardian, iid, MarketState.ACTIVE)):
+            refused = [e for e in self.exchange.submit(time_ns, command) if type(e) is CommandRejected]
+            if refused:
+                raise ScenarioError(f"{self.scenario.name}: the engine refused {type(command).__name__} "
+                                    f"(reject code {getattr(refused[0], 'code', 0)})")
+        self.exchange.enable_batch(iid)
+
+    def touch(self, side: int, fallback: bool = True) -> int | None:
+        """Best price a ``side`` order would meet: the engine book's best opposite price in a continuous
+        market; in a batch market (empty FastBook) the LP ladder's best opposite order, else (with
+        ``fallback``) the last fill price (the last clearing), else the mark once it is set."""
+        if not self.batch:
+            book = self.exchange.engine.books[self.spec.instrument_id]
+            best: int | None = book.best_ask() if side > 0 else book.best_bid()
+            return best
+        best = self.liquidity.best(-side)
+        if best is None and fallback:
+            best = self.exchange.last_price_ticks
+            if best is None and self.marked:
+                best = self.exchange.engine.marks[self.spec.instrument_id]
+        return best
+
+    def book_depth(self, levels: int) -> tuple[list[Level], list[Level]]:
+        """The engine's resting liquidity, top ``levels`` per side: the FastBook's depth, or in a batch
+        market the resting (GTC) orders of the LP accounts in the engine's batch book, by price."""
+        iid = self.spec.instrument_id
+        engine = self.exchange.engine
+        if not self.batch:
+            depth: tuple[list[Level], list[Level]] = engine.books[iid].depth(levels)
+            return depth
+        book = engine.integ[iid].batch_book
+        assert book is not None
+        lps = set(self.lp_ids)
+        sides: dict[int, dict[int, int]] = {1: {}, -1: {}}
+        for order in book.orders.values():
+            if order.ioc or engine.orders[order.order_id].account_id not in lps:  # fleeting IOCs are no level
+                continue
+            level = sides[order.side]
+            level[order.price_ticks] = level.get(order.price_ticks, 0) + order.qty_lots
+        bids = sorted(sides[1].items(), reverse=True)[:levels]
+        asks = sorted(sides[-1].items())[:levels]
+        return bids, asks
 
     def index_tick(self, time_ns: int, reports: list[SourcePrice]) -> IndexTick:
         """One index tick: each source signs its report, the oracle shell verifies them (only verified
@@ -149,7 +221,7 @@ class ReplayContext:
         risk = self.risk.scan(time_ns)
         traders_open = self.traders.open_positions() if self.traders is not None else 0
         self.series.record(self.exchange, self.spec, tick, risk, traders_open, self.atom_decimals, self.marked,
-                           dict(self.risk.counts))
+                           dict(self.risk.counts), self.book_depth(self.scenario.book.levels) if self.batch else None)
         return tick
 
     def _mark_command(self, tick: IndexTick) -> SetOraclePrice:
@@ -160,12 +232,16 @@ class ReplayContext:
         return SetOraclePrice(self.spec.instrument_id, tick.mark_ticks, tick.time_ns, tick.liquidations_paused)
 
     def measure_mark_vs_book(self) -> None:
-        """Track max |mark - engine book mid| / mid (ppm, rounded up) while the mark is set."""
+        """Track max |mark - engine book mid| / mid (ppm, rounded up) while the mark is set (in a batch
+        market the mid of the LP ladder, the FastBook being empty)."""
         if not self.marked:
             return
         engine = self.exchange.engine
-        book = engine.books[self.spec.instrument_id]
-        bid, ask = book.best_bid(), book.best_ask()
+        if self.batch:
+            bid, ask = self.liquidity.best(1), self.liquidity.best(-1)
+        else:
+            book = engine.books[self.spec.instrument_id]
+            bid, ask = book.best_bid(), book.best_ask()
         if bid is None or ask is None:
             return
         twice_mid = bid + ask
@@ -177,7 +253,8 @@ class ReplayContext:
         if not self.trader_ids:
             return
         self.traders = TraderPopulation(self.exchange, self.spec, self.scenario.traders, self.calibration,
-                                        self.trader_ids, self.scenario.seed, time_ns, self.atom_decimals)
+                                        self.trader_ids, self.scenario.seed, time_ns, self.atom_decimals,
+                                        touch=self.touch if self.batch else None, batch=self.batch)
 
     def run_traders(self, now_ns: int) -> None:
         """Let the traders act on everything due up to ``now_ns`` (never beyond the replay's end)."""
@@ -187,7 +264,7 @@ class ReplayContext:
     def check_book(self, time_ns: int, target: tuple[list[Level], list[Level]], update_id: int | None = None) -> None:
         """Compare the engine book's top levels with ``target`` (after a reconcile) and count the result."""
         levels = self.scenario.book.levels
-        engine = self.exchange.engine.books[self.spec.instrument_id].depth(levels)
+        engine = self.book_depth(levels)
         self.book_checks += 1
         same = engine[0] == target[0] and engine[1] == target[1]
         self.book_mismatches += int(not same)

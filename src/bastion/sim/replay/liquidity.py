@@ -17,13 +17,20 @@ Reconciliation, in an order that can never cross the book:
 After step 1 every resting level is a target level, and a target (a real, uncrossed book, or the
 ladder) is uncrossed, so neither step 2 nor 3 can cross; post-only on every LP order turns a bug into
 a counted rejection instead of an LP-to-LP trade.
+
+**Batch markets** (``batch=True``): a batch auction has no maker, so the engine refuses post-only there
+(503); the LP orders are plain GTC limit orders that wait in the batch book and trade at the clearing
+price of each boundary. The FastBook is empty in batch mode, so every "would it cross" test above is
+made against this book's own orders (:meth:`LiquidityBook.best`) instead; the view itself is kept from
+the events as in continuous mode (a batch fill lists the sell order as maker and the buy as taker).
+A reconcile is all one command time, so no boundary falls inside it (``exchange.py``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from bastion.core.commands import AmendOrder, CancelOrder, PlaceOrder
+from bastion.core.commands import AmendOrder, CancelOrder, PlaceOrder, TimeInForce
 from bastion.core.events import (
     CommandRejected,
     Event,
@@ -62,8 +69,10 @@ class LiquidityBook:
         levels_max: most levels per side a target may have.
     """
 
-    def __init__(self, exchange: Exchange, instrument_id: int, lp_accounts: list[int], levels_max: int) -> None:
+    def __init__(self, exchange: Exchange, instrument_id: int, lp_accounts: list[int], levels_max: int,
+                 batch: bool = False) -> None:
         assert lp_accounts and levels_max >= 1
+        self.batch = batch
         self.exchange = exchange
         self.instrument_id = instrument_id
         self.lp_accounts = lp_accounts
@@ -128,6 +137,22 @@ class LiquidityBook:
         """This book's view of its resting levels on ``side``: price_ticks -> qty_lots."""
         return {price: order.qty_lots for price, order in self._sides[side].items()}
 
+    def best(self, side: int) -> int | None:
+        """Best price of this book's own orders on ``side`` (highest bid / lowest ask), None when empty."""
+        prices = self._sides[side]
+        if not prices:
+            return None
+        return max(prices) if side > 0 else min(prices)
+
+    def _opposite_best(self, side: int) -> int | None:
+        """The best price an order on ``side`` would cross: the engine book's in continuous mode, this
+        book's own in a batch market (module docstring)."""
+        if self.batch:
+            return self.best(-side)
+        book = self.exchange.engine.books[self.instrument_id]
+        best: int | None = book.best_ask() if side > 0 else book.best_bid()
+        return best
+
     def reconcile(self, time_ns: int, bids: list[Level], asks: list[Level]) -> None:
         """Make the resting LP liquidity equal to ``bids`` / ``asks`` (best first, uncrossed)."""
         assert len(bids) <= self.levels_max and len(asks) <= self.levels_max
@@ -149,13 +174,12 @@ class LiquidityBook:
 
     def _remove_or_move(self, time_ns: int, side: int, target: dict[int, int], fresh: list[int]) -> None:
         """Step 1 of the module docstring for one side; consumes moved-to prices from ``fresh``."""
-        book = self.exchange.engine.books[self.instrument_id]
         stale = sorted(p for p in self._sides[side] if p not in target)
         for price in stale:  # bounded by levels_max
             order = self._sides[side][price]
             if fresh:
                 new_price = fresh[-1] if side > 0 else fresh[0]  # the level nearest the touch first
-                opposite = book.best_ask() if side > 0 else book.best_bid()
+                opposite = self._opposite_best(side)
                 crosses = opposite is not None and (new_price >= opposite if side > 0 else new_price <= opposite)
                 if not crosses:
                     events = self._submit(time_ns, "move", AmendOrder(order.account_id, order.order_id,
@@ -170,8 +194,7 @@ class LiquidityBook:
         ``tick.py``): grow the LP order of that level or place one. Refused (False) when the price would
         cross the engine's opposite best, which only a stale mirror can cause."""
         assert qty_lots > 0
-        book = self.exchange.engine.books[self.instrument_id]
-        opposite = book.best_bid() if side < 0 else book.best_ask()
+        opposite = self._opposite_best(side)
         if opposite is not None and (price_ticks <= opposite if side < 0 else price_ticks >= opposite):
             return False
         order = self._sides[side].get(price_ticks)
@@ -182,11 +205,25 @@ class LiquidityBook:
                                                             order.qty_lots + qty_lots))
         return not _rejected(events)
 
+    def inject_ioc(self, time_ns: int, side: int, price_ticks: int, qty_lots: int) -> bool:
+        """Batch markets: fleeting liquidity for one batch, an IOC of the level's LP on ``side`` at
+        ``price_ticks`` that is not one of this book's levels (so no reconcile moves it; it is gone after
+        the next clearing). Refused (False) when it would cross this book's own opposite best."""
+        assert qty_lots > 0 and self.batch
+        opposite = self._opposite_best(side)
+        if opposite is not None and (price_ticks <= opposite if side < 0 else price_ticks >= opposite):
+            return False
+        account_id = self.lp_accounts[price_ticks % len(self.lp_accounts)]
+        events = self._submit(time_ns, "inject", PlaceOrder(account_id, self.instrument_id,
+                                                            self.exchange.next_client_order_id(account_id), side,
+                                                            price_ticks, qty_lots, time_in_force=TimeInForce.IOC))
+        return not _rejected(events)
+
     def _place(self, time_ns: int, side: int, price_ticks: int, qty_lots: int, what: str = "place") -> None:
         account_id = self.lp_accounts[price_ticks % len(self.lp_accounts)]
         client_id = self.exchange.next_client_order_id(account_id)
         events = self._submit(time_ns, what, PlaceOrder(account_id, self.instrument_id, client_id, side,
-                                                        price_ticks, qty_lots, post_only=True))
+                                                        price_ticks, qty_lots, post_only=not self.batch))
         for i, event in enumerate(events):
             # Only this placement's acceptance: the same command may also carry the engine's own orders
             # (a liquidation IOC for some trader, sent after the command's fills).

@@ -1,11 +1,14 @@
 """``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no external resources).
 
-Panels: index vs each source (rejected reports marked), mark / last / touch, engine book depth, open
-interest, fills and volume, equity shortfall and accounts under maintenance, the insurance fund, the
-risk-engine events on separate axes (liquidation fills, ADL closes, funding payments: their counts
-differ by orders of magnitude), the funding rate of every settlement (``FundingRateSet``), the
-market-state timeline (price band, velocity pause, LULD halts and auctions: every ``MarketStateChanged``
-at its exact time), and the figures table. Plotting is shell code: floats and matplotlib live here only.
+Panels: index vs each source (rejected reports marked), mark / last / touch and every auction clearing
+price (``AuctionCleared``: batch clearings, call-auction uncrosses), resting depth (the engine book, or
+in a batch market the LP orders in its batch book), open interest, fills and volume, equity shortfall
+and accounts under maintenance, the insurance fund, the risk-engine events on separate axes
+(liquidation fills, ADL closes, funding payments: their counts differ by orders of magnitude), the
+funding rate of every settlement (``FundingRateSet``), the market-state timeline (price band, velocity
+pause, LULD halts and auctions: every ``MarketStateChanged`` at its exact time; periods in batch matching
+shaded, from ``MatchingModeSet``), and the figures table. Plotting is shell code: floats and matplotlib
+live here only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend first)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from bastion.core.integrity.codes import TransitionReason  # noqa: E402
+from bastion.core.integrity.codes import MatchingMode, TransitionReason  # noqa: E402
 from bastion.core.integrity.states import MarketState  # noqa: E402
 from bastion.sim.replay.scenario import Scenario  # noqa: E402
 from bastion.sim.replay.series import Series, Timeline  # noqa: E402
@@ -108,21 +111,29 @@ def _index_plot(series: Series) -> str:
     return _png(fig)
 
 
-def _price_plot(series: Series) -> str:
+def _price_plot(series: Series, timeline: Timeline, tick_usd: float) -> str:
     x, xlabel = _time_axis(series)
-    fig, ax = _figure("Mark and last price, engine best bid / ask", "USD")
+    clearings = timeline.clearings
+    title = "Mark and last price, best bid / ask" + (", auction clearing prices (AuctionCleared)" if clearings else "")
+    fig, ax = _figure(title, "USD")
     ax.plot(x, series.bid_usd, lw=0.6, color="#2e7d32", alpha=0.6, label="best bid")
     ax.plot(x, series.ask_usd, lw=0.6, color="#c62828", alpha=0.6, label="best ask")
     ax.plot(x, series.last_usd, lw=0.9, color="#1565c0", label="last trade")
+    if clearings:
+        div, _ = _seconds_axis(series)
+        ax.scatter([t / div for t, _, _ in clearings], [price * tick_usd for _, price, _ in clearings], s=3,
+                   color="#ef6c00", alpha=0.7, linewidths=0, zorder=3,
+                   label=f"clearing price ({timeline.clearings_total:,} clearings)")
     ax.plot(x, series.mark_usd, lw=1.3, color="black", label="mark")
     ax.set_xlabel(xlabel)
-    ax.legend(fontsize=8, ncol=4)
+    ax.legend(fontsize=8, ncol=5)
     return _png(fig)
 
 
 def _depth_plot(series: Series, lot_btc: float) -> str:
     x, xlabel = _time_axis(series)
-    fig, ax = _figure(f"Engine book depth, top {series.levels} levels per side", "BTC")
+    fig, ax = _figure(f"Resting depth, top {series.levels} levels per side (a batch market: the LP orders "
+                      "in its batch book)", "BTC")
     ax.plot(x, [v * lot_btc for v in series.depth_bid_lots], lw=0.9, color="#2e7d32", label="bids")
     ax.plot(x, [v * lot_btc for v in series.depth_ask_lots], lw=0.9, color="#c62828", label="asks")
     ax.set_xlabel(xlabel)
@@ -282,8 +293,9 @@ def _breaker_plot(series: Series, timeline: Timeline) -> str:
     div, xlabel = _seconds_axis(series)
     end = series.t_s[-1] / div if series.t_s else 1.0
     fig, (ax, bar) = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.set_title("Market state (band, velocity pause, LULD): every MarketStateChanged at its time", fontsize=11,
-                 loc="left")
+    ax.set_title("Market state (band, velocity pause, LULD): every MarketStateChanged at its time; matching "
+                 "mode shaded", fontsize=11, loc="left")
+    _mode_spans(ax, timeline, div, end)
     level = {int(state): i for i, state in enumerate(_STATE_ORDER)}
     xs, ys = [0.0], [level[int(MarketState.ACTIVE)]]
     for t, _, to_state, _ in timeline.states:
@@ -301,9 +313,9 @@ def _breaker_plot(series: Series, timeline: Timeline) -> str:
     ax.set_yticks(range(len(_STATE_ORDER)), [s.name for s in _STATE_ORDER], fontsize=8)
     ax.set_ylim(-0.5, len(_STATE_ORDER) - 0.5)
     ax.grid(alpha=0.3)
-    if seen:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), title="transition reason",
-                  title_fontsize=8)
+    if seen or timeline.modes:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0),
+                  title="transition reason" if not timeline.modes else "reason / matching mode", title_fontsize=8)
     else:
         ax.text(0.5, 0.6, "no market-state change: no breaker engaged (or none configured)",
                 transform=ax.transAxes, ha="center", fontsize=10, color="#6b7685")
@@ -324,6 +336,36 @@ def _breaker_plot(series: Series, timeline: Timeline) -> str:
     bar.set_xlim(0, end)
     fig.tight_layout()
     return _png(fig)
+
+
+_MODE_COLOURS = {int(MatchingMode.BATCH): "#fff3e0", int(MatchingMode.SEALED_BATCH): "#e8eaf6"}
+
+
+def _mode_label(mode: int, interval_ns: int) -> str:
+    try:
+        name = MatchingMode(mode).name
+    except ValueError:
+        name = str(mode)
+    return f"{name} τ = {interval_ns / 1e9:,g} s" if interval_ns else name
+
+
+def _mode_spans(ax: Any, timeline: Timeline, div: float, end: float) -> None:
+    """Shade the periods of non-continuous matching (``MatchingModeSet``), each labelled with its mode."""
+    spans: list[tuple[float, float, int, int]] = []
+    for i, (t, mode, interval) in enumerate(timeline.modes):
+        stop = timeline.modes[i + 1][0] / div if i + 1 < len(timeline.modes) else end
+        if mode != int(MatchingMode.CONTINUOUS):
+            spans.append((t / div, stop, mode, interval))
+    labelled: set[tuple[int, int]] = set()
+    for start, stop, mode, interval in spans:
+        key = (mode, interval)
+        ax.axvspan(start, max(stop, start + end * 1e-3), color=_MODE_COLOURS.get(mode, "#eeeeee"), zorder=0,
+                   label=None if key in labelled else f"matching: {_mode_label(mode, interval)}")
+        labelled.add(key)
+    if spans:
+        start, stop, mode, interval = spans[0]
+        ax.text(start + (min(stop, end) - start) * 0.01, len(_STATE_ORDER) - 0.8,
+                f"{_mode_label(mode, interval)} (uniform-price clearings)", fontsize=8, color="#bf360c")
 
 
 def _spread(buckets: list[float], start: float, stop: float, width: float) -> None:
@@ -367,7 +409,25 @@ def _breakers_text(summary: dict[str, Any]) -> str:
     seconds = breakers.get("seconds_by_state", {})
     if seconds:
         parts.append("time by state: " + ", ".join(f"{k} {v:,.0f} s" for k, v in seconds.items()))
+    parts.append(_matching_text(summary))
     return "".join(f"<p>{html.escape(p)}</p>" for p in parts)
+
+
+def _matching_text(summary: dict[str, Any]) -> str:
+    """One line on the matching mode: continuous, or the batch interval and what the clearings did."""
+    matching = summary.get("matching") or {}
+    switches = matching.get("mode_switches") or []
+    if not switches:
+        return "matching mode: CONTINUOUS (price-time priority) throughout"
+    modes = ", ".join(f"{_mode_label(int(MatchingMode[sw['mode']]), sw['interval_ns'])} from {sw['t_s']:,.0f} s"
+                      for sw in switches)
+    tick = _tick_usd(summary)
+    return (f"matching mode: {modes}; {matching.get('clearings', 0):,} clearings "
+            f"({matching.get('clearing_volume_lots', 0) / 1000:,.3f} BTC), clearing prices "
+            f"{matching.get('clearing_price_min_ticks', 0) * tick:,.1f} .. "
+            f"{matching.get('clearing_price_max_ticks', 0) * tick:,.1f} USD; "
+            f"{matching.get('fills_without_aggressor', 0):,} fills at a clearing price (no aggressor); "
+            f"{matching.get('boundary_heartbeats', 0):,} boundary heartbeats")
 
 
 def _fmt(value: Any) -> str:
@@ -402,7 +462,10 @@ def _figures_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("ADL", _fmt(summary["adl_count"]), "auto-deleveraging events"),
         ("funding", f"{risk['funding_events']:,} events", "FundingRateSet + FundingPaid"),
         ("market-state changes", _fmt(summary.get("breakers", {}).get("market_state_changes", 0)),
-         "band / velocity / LULD (MarketStateChanged)"),
+         "band / velocity / LULD / guardian (MarketStateChanged)"),
+        ("matching mode", html.escape(_matching_mode(summary)), "from the scenario's [matching] table"),
+        ("auction clearings", _fmt(summary.get("matching", {}).get("clearings", 0)),
+         f"AuctionCleared; {summary.get('matching', {}).get('fills_without_aggressor', 0):,} fills at a clearing price"),
         ("oracle reports refused", _fmt(summary.get("oracle_reports", {}).get("reports_rejected", 0)),
          f"of {summary.get('oracle_reports', {}).get('reports_received', 0):,} signed reports checked by the shell"),
         ("accounts under maintenance, max", _fmt(risk["accounts_under_maintenance_max"]), "equity < MM at the mark"),
@@ -419,6 +482,18 @@ def _figures_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _tick_usd(summary: dict[str, Any]) -> float:
+    """The instrument's tick in USD (prices in ticks -> the report's USD axes)."""
+    return float((summary.get("matching") or {}).get("tick_size", "0.1"))
+
+
+def _matching_mode(summary: dict[str, Any]) -> str:
+    matching = summary.get("matching") or {}
+    if matching.get("mode") == "batch":
+        return f"batch, τ = {matching.get('interval_ns', 0) / 1e9:,g} s"
+    return "continuous"
+
+
 def _table(rows: list[tuple[str, str, str]]) -> str:
     body = "".join(f"<tr><th>{html.escape(a)}</th><td class=v>{b}</td><td>{html.escape(c)}</td></tr>"
                    for a, b, c in rows)
@@ -430,13 +505,15 @@ def write_report(result: ReplayResult, scenario: Scenario, path: Path) -> None:
     summary, series = result.summary, result.series
     timeline = result.timeline if result.timeline is not None else Timeline(summary["start_ns"], 0)
     lot_btc = 0.001
+    tick_usd = _tick_usd(summary)
     started = datetime.fromtimestamp(summary["start_ns"] / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     verified = summary["journal_replay_state_hash"] in (None, summary["state_hash"])
     funding = (_img(_funding_plot(series, timeline), "funding rate") if timeline.funding
                else _empty("no funding settlement in this window (hourly settlements; the run is shorter)"))
     parts = [
         _section("Index vs each source", _img(_index_plot(series), "index and sources")),
-        _section("Mark and last price", _img(_price_plot(series), "mark and last price")),
+        _section("Mark and last price" + (", batch clearing prices" if timeline.clearings else ""),
+                 _img(_price_plot(series, timeline, tick_usd), "mark and last price")),
         _section("Book depth over time", _img(_depth_plot(series, lot_btc), "book depth")),
         _section("Open interest", _img(_oi_plot(series, lot_btc), "open interest")),
         _section("Fills and volume", _img(_fills_plot(series, lot_btc), "fills and volume")),

@@ -15,8 +15,8 @@ Both add a seeded population of leveraged traders (``bastion.sim.replay.agents``
 
 Money amounts in scenarios are whole USD (``*_usd``), durations whole seconds (``*_s``), ratios ppm,
 leverage in thousandths (``*_milli``). ``[breakers]`` sets the venue's market-integrity controls (price
-band, velocity pause, LULD) on the replayed instrument (:class:`BreakerParams`); ``[matching]`` is
-reserved: only ``mode = "continuous"`` is accepted until the engine runs batch auctions.
+band, velocity pause, LULD) on the replayed instrument (:class:`BreakerParams`); ``[matching]`` chooses
+continuous matching or frequent batch auctions (:class:`MatchingParams`).
 
 Data locations: ``data.source = "bundled"`` reads ``bastion/data/<path>`` (the licensed sample that
 ships with the package); ``"shared"`` reads ``<shared data>/<path>``, where the shared data directory
@@ -42,9 +42,11 @@ __all__ = [
     "BreakerParams",
     "DataParams",
     "GuardParams",
+    "MatchingParams",
     "OracleParams",
     "OracleSource",
     "QuoteParams",
+    "REPLAY_GUARDIAN_ID",
     "Scenario",
     "ScenarioError",
     "TraderParams",
@@ -64,6 +66,10 @@ levels_max = 200
 """Most price levels per side an LP book may hold (mirror depth or ladder)."""
 accounts_per_group_max = 10_000
 """Most accounts in one agent group (LPs, takers, traders)."""
+interval_ms_max = 3_600_000
+"""Longest batch interval a scenario may ask for (one hour)."""
+REPLAY_GUARDIAN_ID = 9_000_001
+"""Guardian id a batch scenario adds to a venue config that has no ``[venue] guardian_ids``."""
 
 
 class ScenarioError(ValueError):
@@ -241,9 +247,35 @@ class StressParams(msgspec.Struct, **_struct):
 
 
 class MatchingParams(msgspec.Struct, **_struct):
-    """``[matching]``: reserved; only continuous matching exists."""
+    """``[matching]``: the replayed instrument's matching mode.
 
-    mode: Literal["continuous"] = "continuous"
+    ``continuous`` (the default): price-time matching on the order book. ``batch``: frequent batch
+    auctions (Budish-Cramton-Shim; docs/integrity-integration.md §6.3): at the start the replay halts the
+    market, sends ``SetMatchingMode(BATCH, interval_ms * 10**6)`` as a guardian and reactivates it, so
+    every order from then on waits in the batch book and trades only at the uniform clearing price of the
+    next boundary (``bastion.sim.replay.exchange``: the shell sends a ``Heartbeat`` at every boundary with
+    something to clear). Sealed-bid rounds (commit-reveal) are not replayed.
+
+    Attributes:
+        mode: ``continuous`` or ``batch``.
+        interval_ms: batch only, the batch interval tau in ms of engine time (1 .. 3,600,000); it should
+            divide 60,000 for bars scenarios so every minute starts a batch.
+        guardian_id: the guardian that switches the mode; 0: the venue config's smallest
+            ``[venue] guardian_ids`` entry, or :data:`REPLAY_GUARDIAN_ID`, added to the venue config of the
+            run when it has none (continuous scenarios never touch the venue config).
+    """
+
+    mode: Literal["continuous", "batch"] = "continuous"
+    interval_ms: int = 0
+    guardian_id: int = 0
+
+    @property
+    def batch(self) -> bool:
+        return self.mode == "batch"
+
+    @property
+    def interval_ns(self) -> int:
+        return self.interval_ms * 1_000_000
 
 
 class BreakerParams(msgspec.Struct, **_struct):
@@ -361,6 +393,12 @@ def _validate(s: Scenario, where: str) -> None:
             except ValueError as exc:
                 raise ScenarioError(f"{where}: oracle source {src.id}: {exc}") from None
     _check(s.stress.move_scale >= 1, where, "stress.move_scale must be a positive integer")
+    mt = s.matching
+    if mt.batch:
+        _check(1 <= mt.interval_ms <= interval_ms_max, where, f"matching.interval_ms must be in 1..{interval_ms_max}")
+    else:
+        _check(mt.interval_ms == 0, where, "matching.interval_ms applies to mode = \"batch\" only")
+    _check(0 <= mt.guardian_id <= 2**63 - 1, where, "matching.guardian_id must be a non-negative integer")
     _check(s.run.commit_every >= 1 and s.run.book_check_interval_s >= 1, where, "run.* must be positive")
     br = s.breakers
     for name in ("velocity_lookback_s", "velocity_pause_s", "luld_halt_s", "luld_limit_state_s", "luld_auction_s"):
@@ -475,11 +513,14 @@ def resolve_data_dir(scenario: Scenario, shared_data: Path | None) -> Path:
 
 def scenario_venue_config(scenario: Scenario) -> VenueConfig:
     """The venue configuration of ``scenario``: its venue config file, with the ``[breakers]`` table as the
-    replayed instrument's ``[instrument.integrity]`` (:class:`BreakerParams`).
+    replayed instrument's ``[instrument.integrity]`` (:class:`BreakerParams`) and, for a batch scenario
+    whose venue config names no guardian, ``[venue] guardian_ids = [REPLAY_GUARDIAN_ID]`` (or its
+    ``matching.guardian_id``) so that the replay may switch the matching mode (:class:`MatchingParams`).
 
     Raises:
         ScenarioError: the file is missing or invalid, the instrument is not in it, it already has an
-            ``[instrument.integrity]`` table while ``[breakers]`` is set, or the breakers are invalid
+            ``[instrument.integrity]`` table while ``[breakers]`` is set, ``matching.guardian_id`` is not one
+            of its guardians, or the breakers are invalid
             (the venue config loader's message, naming the field).
     """
     path = venue_config_path(scenario)
@@ -487,6 +528,15 @@ def scenario_venue_config(scenario: Scenario) -> VenueConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ScenarioError(f"{path}: {exc}") from exc
+    if scenario.matching.batch:
+        venue = raw.setdefault("venue", {})
+        guardians = venue.get("guardian_ids")
+        wanted = scenario.matching.guardian_id
+        if not guardians:
+            venue["guardian_ids"] = [wanted or REPLAY_GUARDIAN_ID]
+        elif wanted and isinstance(guardians, list) and wanted not in guardians:
+            raise ScenarioError(f"{scenario.name}: matching.guardian_id {wanted} is not in [venue] guardian_ids "
+                                f"of {path.name}")
     table = scenario.breakers.integrity_table()
     if table:
         iid = scenario.scenario.instrument_id

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bastion.core.events import Event, MarketStateChanged
+from bastion.core.events import AuctionCleared, Event, MarketStateChanged, MatchingModeSet
 from bastion.core.instruments import InstrumentSpec
-from bastion.core.integrity.codes import TransitionReason
+from bastion.core.integrity.codes import MatchingMode, TransitionReason
 from bastion.core.integrity.states import MarketState
 from bastion.core.risk_messages import FundingRateSet
 from bastion.sim.replay.exchange import Exchange
@@ -66,8 +66,10 @@ class Series:
 
     def record(self, exchange: Exchange, spec: InstrumentSpec, tick: IndexTick | None, risk: RiskSample,
                traders_open: int, atom_decimals: int, marked: bool,
-               risk_counts: dict[str, int] | None = None) -> None:
-        """Append one row at the tick's time (or the engine's time when ``tick`` is None)."""
+               risk_counts: dict[str, int] | None = None,
+               depth: tuple[list[tuple[int, int]], list[tuple[int, int]]] | None = None) -> None:
+        """Append one row at the tick's time (or the engine's time when ``tick`` is None). ``depth``: the
+        resting liquidity to sample (default the engine's FastBook; a batch market's is its batch book)."""
         assert len(self.t_s) < rows_max
         engine = exchange.engine
         iid = spec.instrument_id
@@ -88,7 +90,7 @@ class Series:
         self.mark_usd.append(engine.marks[iid] * tick_usd if marked else NAN)
         last = exchange.last_price_ticks
         self.last_usd.append(last * tick_usd if last is not None else NAN)
-        bids, asks = engine.books[iid].depth(self.levels)
+        bids, asks = engine.books[iid].depth(self.levels) if depth is None else depth
         self.bid_usd.append(bids[0][0] * tick_usd if bids else NAN)
         self.ask_usd.append(asks[0][0] * tick_usd if asks else NAN)
         self.depth_bid_lots.append(sum(q for _, q in bids))
@@ -120,25 +122,35 @@ timeline_max = 1_000_000
 
 @dataclass
 class Timeline:
-    """Exact-time events for the report: market-state changes and funding rates, from the event stream.
+    """Exact-time events for the report: market-state changes, matching modes, auction clearings and
+    funding rates, from the event stream.
 
     The per-tick :class:`Series` samples state once per index tick, which misses a 30 s velocity pause
-    between two minute bars; this records each ``MarketStateChanged`` and ``FundingRateSet`` of the
-    replayed instrument at the engine time of the command that caused it.
+    between two minute bars; this records each ``MarketStateChanged``, ``MatchingModeSet`` and
+    ``FundingRateSet`` of the replayed instrument at the engine time of the command that caused it, and
+    each ``AuctionCleared`` (call-auction uncross or batch clearing) at its boundary time.
 
     Attributes:
         states: (seconds since start, from state, to state, reason) per change; state/reason are the
             ``MarketState`` / ``TransitionReason`` values.
+        modes: (seconds since start, ``MatchingMode`` value, interval ns) per mode switch.
+        clearings: (seconds since start, clearing price ticks, volume lots) per auction clearing, the first
+            ``timeline_max`` of them (``clearings_total`` counts all).
         funding: (seconds since start, rate per 8 h in ppb, premium in ppb) per settlement.
     """
 
     start_ns: int
     instrument_id: int
     states: list[tuple[float, int, int, int]] = field(default_factory=list)
+    modes: list[tuple[float, int, int]] = field(default_factory=list)
+    clearings: list[tuple[float, int, int]] = field(default_factory=list)
+    clearings_total: int = 0
+    clearing_volume_lots: int = 0
     funding: list[tuple[float, int, int]] = field(default_factory=list)
 
     def observe(self, events: list[Event], now_ns: int) -> None:
-        """Record the instrument's state changes and funding rates among ``events`` (at ``now_ns``)."""
+        """Record the instrument's state changes, mode switches, clearings and funding rates among
+        ``events`` (at ``now_ns``; a clearing at its own ``at_ns``)."""
         t = (now_ns - self.start_ns) / 1e9
         for event in events:
             kind = type(event)
@@ -150,6 +162,18 @@ class Timeline:
                 assert isinstance(event, FundingRateSet)
                 if event.instrument_id == self.instrument_id and len(self.funding) < timeline_max:
                     self.funding.append((t, event.rate_8h_ppb, event.premium_ppb))
+            elif kind is AuctionCleared:
+                assert isinstance(event, AuctionCleared)
+                if event.instrument_id == self.instrument_id:
+                    self.clearings_total += 1
+                    self.clearing_volume_lots += event.volume_lots
+                    if len(self.clearings) < timeline_max:
+                        self.clearings.append(((event.at_ns - self.start_ns) / 1e9, event.price_ticks,
+                                               event.volume_lots))
+            elif kind is MatchingModeSet:
+                assert isinstance(event, MatchingModeSet)
+                if event.instrument_id == self.instrument_id and len(self.modes) < timeline_max:
+                    self.modes.append((t, event.mode, event.interval_ns))
 
     def figures(self, end_ns: int) -> dict[str, object]:
         """Counts by transition and the time spent in each state (s), for ``summary.json``."""
@@ -168,6 +192,25 @@ class Timeline:
             "transitions": dict(sorted(transitions.items())),
             "seconds_by_state": {k: round(v, 3) for k, v in sorted(seconds.items())},
             "funding_settlements": len(self.funding),
+        }
+
+    def matching_figures(self, end_ns: int) -> dict[str, object]:
+        """Mode switches, time in each matching mode (s) and auction clearings, for ``summary.json``."""
+        seconds: dict[str, float] = {}
+        mode, since = int(MatchingMode.CONTINUOUS), 0.0
+        for t, to_mode, _ in self.modes:
+            seconds[_name(MatchingMode, mode)] = seconds.get(_name(MatchingMode, mode), 0.0) + t - since
+            mode, since = to_mode, t
+        end = (end_ns - self.start_ns) / 1e9
+        seconds[_name(MatchingMode, mode)] = seconds.get(_name(MatchingMode, mode), 0.0) + max(0.0, end - since)
+        prices = [price for _, price, _ in self.clearings]
+        return {
+            "mode_switches": [{"t_s": t, "mode": _name(MatchingMode, m), "interval_ns": i} for t, m, i in self.modes],
+            "seconds_by_mode": {k: round(v, 3) for k, v in sorted(seconds.items()) if v > 0},
+            "clearings": self.clearings_total,
+            "clearing_volume_lots": self.clearing_volume_lots,
+            "clearing_price_min_ticks": min(prices, default=0),
+            "clearing_price_max_ticks": max(prices, default=0),
         }
 
 

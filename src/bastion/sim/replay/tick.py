@@ -23,6 +23,13 @@ Order-flow reconstruction, at capture receive time (engine time = capture time, 
   traders before the first mark.
 * **Traders**: the seeded population trades against the mirrored book (``agents.py``).
 
+In a batch market (``[matching] mode = "batch"``) the trades' IOCs wait in the batch book and clear at
+each boundary at one price, against the mirror as it stands then (the LP orders are plain limit orders
+in the batch book). Fleeting liquidity lives for one batch there: the level's LP sends an IOC on the
+opposite side at the trade price for what the mirror's levels at or better than that price lack once
+this batch's earlier taker orders on the same side are counted, so a later reconcile of the mirror does
+not take it back before the boundary.
+
 The run ends with the perpetual's stream (or after ``data.duration_s``).
 """
 
@@ -31,7 +38,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bastion.core.commands import PlaceOrder, TimeInForce
-from bastion.core.events import TradeExecuted
+from bastion.core.events import Event, TradeExecuted
 from bastion.feeds.binance import Grid, Side, Trade
 from bastion.sim.replay.capture import CaptureFeed, StreamReader, capture_window_ns
 from bastion.sim.replay.context import NS_PER_S, ReplayContext
@@ -51,6 +58,11 @@ class _TakerFlow:
         self.filled_lots = 0
         self.injected_lots = 0
         self.injections_refused = 0
+        self._batch = -1  # batch markets: the open batch's index and the taker lots sent into it per side
+        self._pending = {1: 0, -1: 0}
+        self._taker_set = set(ctx.taker_ids)
+        if ctx.batch:  # fills come at the clearings, in later commands
+            ctx.exchange.observe(self.on_filled)
 
     def on_trade(self, trade: Trade, mirrored: bool) -> None:
         """Send ``trade`` as an IOC; ``mirrored``: the real book is valid (fleeting top-ups allowed)."""
@@ -60,6 +72,8 @@ class _TakerFlow:
             return
         account_id = ctx.taker_ids[trade.trade_id % len(ctx.taker_ids)]
         side = 1 if trade.taker_side is Side.BUY else -1
+        if ctx.batch:
+            self._batch_pending(trade.recv_time_ns)
         if self.fleeting and mirrored:
             self._top_up(trade, side)
         command = PlaceOrder(account_id, ctx.spec.instrument_id, ctx.exchange.next_client_order_id(account_id), side,
@@ -67,20 +81,50 @@ class _TakerFlow:
         events = ctx.exchange.submit(trade.recv_time_ns, command)
         self.trades += 1
         self.requested_lots += trade.qty_lots
-        self.filled_lots += sum(e.qty_lots for e in events if isinstance(e, TradeExecuted))
+        if ctx.batch:
+            self._pending[side] += trade.qty_lots
+        else:
+            self.filled_lots += sum(e.qty_lots for e in events if isinstance(e, TradeExecuted))
 
+    def _batch_pending(self, time_ns: int) -> None:
+        """Pass the boundaries before ``time_ns`` and start a fresh pending count in a new batch."""
+        ctx = self.ctx
+        ctx.exchange.pass_boundaries(time_ns)
+        book = ctx.exchange.engine.integ[ctx.spec.instrument_id].batch_book
+        assert book is not None
+        index = book.batch_index(max(time_ns, ctx.exchange.now_ns))
+        if index != self._batch:
+            self._batch = index
+            self._pending = {1: 0, -1: 0}
+
+    def on_filled(self, events: list[Event]) -> None:
+        """Batch markets: count the lots the takers' orders got at a clearing (each taker leg of a pair)."""
+        takers = self._taker_set
+        for event in events:
+            if type(event) is TradeExecuted:
+                assert isinstance(event, TradeExecuted)
+                legs = (event.maker_account_id in takers) + (event.taker_account_id in takers)
+                self.filled_lots += legs * event.qty_lots
 
     def _top_up(self, trade: Trade, side: int) -> None:
         """Inject the liquidity the mirror lacks for ``trade`` (module docstring, fleeting liquidity)."""
         ctx = self.ctx
-        bids, asks = ctx.exchange.engine.books[ctx.spec.instrument_id].depth(ctx.scenario.book.levels + 1)
         price = trade.price_ticks
-        levels = asks if side > 0 else bids
-        available = sum(q for p, q in levels if (p <= price if side > 0 else p >= price))
-        missing = trade.qty_lots - available
+        if ctx.batch:
+            levels = sorted(ctx.liquidity.levels(-side).items())
+            available = sum(q for p, q in levels if (p <= price if side > 0 else p >= price)) - self._pending[side]
+        else:
+            bids, asks = ctx.exchange.engine.books[ctx.spec.instrument_id].depth(ctx.scenario.book.levels + 1)
+            levels = asks if side > 0 else bids
+            available = sum(q for p, q in levels if (p <= price if side > 0 else p >= price))
+        missing = trade.qty_lots - max(available, 0)
         if missing <= 0:
             return
-        if ctx.liquidity.inject(trade.recv_time_ns, -side, price, missing):
+        if ctx.batch:
+            ok = ctx.liquidity.inject_ioc(trade.recv_time_ns, -side, price, missing)
+        else:
+            ok = ctx.liquidity.inject(trade.recv_time_ns, -side, price, missing)
+        if ok:
             self.injected_lots += missing
         else:
             self.injections_refused += 1
