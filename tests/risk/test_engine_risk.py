@@ -315,8 +315,10 @@ def _check_command(engine: Engine, events: list, deposits: int, fund_before: int
         assert not (flat and account.balance_atoms < 0), "a loss left unabsorbed"
         if not account_health(account, engine.specs, engine.marks).liquidatable:
             continue
-        assert aid in engine.risk.queue
-        if aid in named or iocs >= cfg.liquidations_per_command_max:
+        assert aid in engine.risk.queue or aid in engine.risk.parked
+        if aid in engine.risk.parked:
+            assert engine.risk.parked[aid] > engine.now_ns  # parked until its throttle window ends
+        elif aid in named or iocs >= cfg.liquidations_per_command_max:
             continue
         # documented carry-over: the per-interval throttle leaves no allowance for a step this command
         allowance = liquidation_allowance_atoms(engine.risk.throttle.get(aid), engine.now_ns, cfg)

@@ -270,7 +270,7 @@ class Engine:
             self._integrity_after()
         if self.triggers.armed:  # triggers reached by a price this (or an earlier, capped) command saw
             self._fire_triggers()
-        if risk.touched or risk.marks_changed or risk.queue or risk.fund_open:
+        if risk.touched or risk.marks_changed or risk.queue or risk.fund_open or risk.next_wake_ns <= self.now_ns:
             risk.after_command()
             if not self._integrity_idle:
                 self._clear_stale_sweeps()
@@ -667,7 +667,7 @@ class Engine:
                 qty = room
         else:
             risk = self.risk
-            if risk.pre_trade or risk.queue:  # OI cap, account in liquidation, index freshness (3xx)
+            if risk.pre_trade or risk.queue or risk.parked:  # OI cap, account in liquidation, index freshness (3xx)
                 pos = account.positions.get(iid)
                 code1 = risk.pre_trade_code(account.account_id, iid, 0 if pos is None else pos.size_lots, side, qty)
                 if code1 is not None:
@@ -1249,7 +1249,7 @@ class Engine:
             qty = min(qty, room)
         else:
             risk = self.risk
-            if risk.pre_trade or risk.queue:
+            if risk.pre_trade or risk.queue or risk.parked:
                 code1 = risk.pre_trade_code(account.account_id, iid, size, side, qty)
                 if code1 is not None:
                     return code1
