@@ -302,7 +302,9 @@ class Engine:
             return self._reject(cmd, R.instrument_unknown)
         if cmd.account_id in self.accounts:
             return self._reject(cmd, R.account_exists)
-        if len(self.accounts) >= self.limits.accounts_max:
+        # Client accounts only: the insurance fund's position account (0, present while it holds inventory)
+        # takes no client's slot.
+        if len(self.accounts) - (0 in self.accounts) >= self.limits.accounts_max:
             return self._reject(cmd, R.accounts_max_reached)
         self.accounts[cmd.account_id] = Account(cmd.account_id, cmd.owner_id, isolated)
         self._events.append(AccountCreated(cmd.account_id, cmd.owner_id, isolated))
