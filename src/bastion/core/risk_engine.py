@@ -751,9 +751,12 @@ class RiskEngine:
         return _FundView(self.engine.insurance_fund_atoms, {} if fund is None else fund.positions)
 
     def _holders_list(self, iid: int, exclude: int) -> list[Account]:
-        """Accounts holding ``iid`` (from the holders index, by id), ``exclude`` and the fund left out."""
+        """Accounts holding ``iid`` (from the holders index), ``exclude`` and the fund left out. In set order,
+        not sorted: the ADL ranking is a total order by (rank, account id) that does not depend on the
+        order it is given the holders in (waterfall.adl_queue; a differential test shuffles them), so a
+        million ids are not sorted first for nothing."""
         accounts = self.engine.accounts
-        return [accounts[a] for a in sorted(self.holders[iid]) if a != exclude and a != FUND]
+        return [accounts[a] for a in self.holders[iid] if a != exclude and a != FUND]
 
     def _pool(self, iids: list[int], exclude: int) -> list[Account]:
         """The socialization pool: holders of ``iids``, lowest ids first, at most ``socialized_accounts_max``."""
