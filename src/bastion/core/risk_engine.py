@@ -37,6 +37,13 @@ health check per queued account per command; :meth:`check` asserts that a parked
 maintenance indeed has no step (``plan_liquidation`` is None with its allowance). A parked account
 below maintenance may still only reduce risk (305), like a queued one.
 
+**Index refreshes are deferred, boundedly.** An account that changed is checked exactly at the end of
+its command, but its index entries are recomputed only before the next sweep (so a market maker
+filled a thousand times between two mark moves is re-indexed once), or at the end of a command once
+more than :data:`STALE_REFRESH_MAX` accounts wait: a mark move then re-indexes at most that many, and a
+cascade's re-indexing is spread over the commands that liquidate it rather than landing on the next
+price update. The index is derived, so when it is refreshed changes no outcome.
+
 All state that changes outcomes is in :meth:`canonical` (hashed, snapshotted); the trigger index and the
 per-instrument holders index (:attr:`holders`, accounts with a non-zero position, maintained by
 :meth:`holding_changed` on every position change and used by funding and ADL) are derived and rebuilt on
@@ -131,6 +138,13 @@ IMPACT_LEVELS_MAX = 64
 
 FUNDING_HOLDERS_MAX = 1_000_000
 """Most positions one eager funding settlement pays (bounds the settlement loop)."""
+
+QUEUE_CHECKS_PER_COMMAND_MAX = 1024
+"""Queued accounts examined per command (the step budget is ``liquidations_per_command_max``): after a
+price reversal a long backlog may have recovered; dropping it is spread over commands (module docstring)."""
+
+STALE_REFRESH_MAX = 256
+"""Accounts changed since the last mark move whose index entries are refreshed lazily (module docstring)."""
 
 NEVER_NS = 2**63 - 1
 """No parked account: :attr:`RiskEngine.next_wake_ns` when :attr:`RiskEngine.parked` is empty."""
@@ -514,6 +528,8 @@ class RiskEngine:
                 self._wake_fired()
         if self.queue:
             self._process_queue()
+        if len(self.stale) > STALE_REFRESH_MAX:
+            self._refresh_stale()  # bounded deferral: a mark move never re-indexes more than this
         if self.fund_open or FUND in engine.accounts:
             self._prune_fund()
 
@@ -617,10 +633,14 @@ class RiskEngine:
         command. The budget counts steps that did something (an IOC or the waterfall): an account the
         per-interval throttle holds back costs one cheap check, not a budget slot, so it cannot starve
         the accounts behind it; an account the throttle holds back is parked (module docstring) and costs
-        nothing more until it wakes. Once the budget is spent the rest of the queue is kept as it is.
+        nothing more until it wakes. An account that recovered while queued (the price came back) is
+        dropped after one exact check, its orders untouched. Once the budget is spent, or
+        :data:`QUEUE_CHECKS_PER_COMMAND_MAX` accounts were examined, the rest of the queue is kept as it
+        is (in order) for the next command.
         """
         engine = self.engine
         budget = self.config.liquidation.liquidations_per_command_max
+        checks = QUEUE_CHECKS_PER_COMMAND_MAX
         attempted: set[int] = set()
         while True:
             keep: list[int] = []
@@ -628,7 +648,7 @@ class RiskEngine:
             queue = self.queue
             queued = self.queued
             for position, aid in enumerate(queue):
-                if budget == 0:
+                if budget == 0 or checks == 0:
                     keep.extend(queue[position:])
                     break
                 account = engine.accounts[aid]
@@ -636,6 +656,10 @@ class RiskEngine:
                     keep.append(aid)
                     continue
                 attempted.add(aid)
+                checks -= 1
+                if not engine.liquidation_pending(aid) and not self._needs_liquidation(account):
+                    queued.discard(aid)  # recovered before its turn: nothing to do, nothing canceled
+                    continue
                 stepped = True
                 needs_more, worked, allowance = self._liquidate(account)
                 if worked:
