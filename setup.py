@@ -21,6 +21,8 @@ NATIVE_MODULES = [
     "src/bastion/core/engine.py",
     "src/bastion/core/risk_engine.py",
     "src/bastion/core/risk/margin_math.py",
+    "src/bastion/core/risk/liquidation.py",
+    "src/bastion/core/risk/liquidation_index.py",
     "src/bastion/journal/records.py",
     "src/bastion/journal/file.py",
 ]

@@ -157,6 +157,28 @@ def test_no_client_command_can_reach_the_fund_account(config) -> None:
         assert events[0].code == RejectCode.account_unknown and engine.state_hash() == before
 
 
+def test_the_fund_account_takes_no_client_account_slot(config) -> None:
+    """``accounts_max`` counts client accounts: with a limit of 5, the four venue accounts plus the fund's
+    position account (0, holding LONG's takeover) still leave room for a fifth client, and the sixth is
+    refused (205); restored from a snapshot, the same holds."""
+    import dataclasses
+
+    from bastion.core.commands import CreateAccount
+    from bastion.core.events import AccountCreated, CommandRejected
+
+    small = dataclasses.replace(config, limits=dataclasses.replace(config.limits, accounts_max=5))
+    engine, drive = venue(small, fund_atoms=100_000 * 10**6)
+    drive(SetMarkPrice(1, 580_000))
+    assert FUND in engine.accounts and len(engine.accounts) == 5
+    restored = Engine.restore(small, engine.snapshot(), check_invariants=True)
+    for eng in (engine, restored):
+        item_drive = drive if eng is engine else Driver(eng, drive.now_ns)
+        assert [type(e) for e in item_drive(CreateAccount(5, 5))] == [AccountCreated]
+        events = item_drive(CreateAccount(6, 6))
+        assert len(events) == 1 and isinstance(events[0], CommandRejected)
+        assert events[0].code == RejectCode.accounts_max_reached
+
+
 def test_fund_capacity_then_fund_cash_then_adl_at_the_bankruptcy_price(config) -> None:
     """Fund 2,000 USDC. Taking q lots costs 1.03 USDC each and it must keep 10 % of 58 USDC per lot:
     q = 292 (2,000 - 300.76 = 1,699.24 >= 1,693.60; 293 fails). Its free cash 5.64 USDC is paid in
@@ -315,8 +337,10 @@ def _check_command(engine: Engine, events: list, deposits: int, fund_before: int
         assert not (flat and account.balance_atoms < 0), "a loss left unabsorbed"
         if not account_health(account, engine.specs, engine.marks).liquidatable:
             continue
-        assert aid in engine.risk.queue
-        if aid in named or iocs >= cfg.liquidations_per_command_max:
+        assert aid in engine.risk.queue or aid in engine.risk.parked
+        if aid in engine.risk.parked:
+            assert engine.risk.parked[aid] > engine.now_ns  # parked until its throttle window ends
+        elif aid in named or iocs >= cfg.liquidations_per_command_max:
             continue
         # documented carry-over: the per-interval throttle leaves no allowance for a step this command
         allowance = liquidation_allowance_atoms(engine.risk.throttle.get(aid), engine.now_ns, cfg)

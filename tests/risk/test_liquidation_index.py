@@ -123,3 +123,69 @@ def test_update_and_remove_hooks() -> None:
     account.positions[1].cost_atoms = 0
     index.update(account, START)
     assert 9 not in index and index.fired(1, 1) == []
+
+
+def _wake_due(account, marks, allowance: int) -> bool:
+    """What a parked account waits for (brute force): bankrupt, or one lot of a position affordable."""
+    health = account_health(account, SPECS, marks)
+    affordable = any(allowance >= marks[iid] * SPECS[iid].atoms_per_tick_lot
+                     for iid, p in account.positions.items() if p.size_lots)
+    return health.equity_atoms <= 0 or affordable
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1), multi=st.sampled_from([0.0, 0.3, 1.0]))
+def test_parked_wake_entries_fire_whenever_a_step_could_exist(seed: int, multi: float) -> None:
+    """Parked accounts (random allowances below one lot of each position, equity > 0): after every mark
+    move, every parked account whose wake condition holds (bankrupt, or a lot affordable: a brute-force
+    check) has fired, i.e. is in ``woken``; single-position accounts fire exactly then (no false alarm);
+    woken accounts are never returned as liquidatable; and while no wake entry fired
+    ``plan_liquidation`` with the allowance is None (nothing is withheld from a parked account)."""
+    rng = random.Random(seed)
+    accounts = _accounts(rng, 60, multi)
+    marks = dict(START)
+    index = LiquidationIndex(SPECS)
+    index.bulk_load(accounts.values(), marks)
+    parked: dict[int, int] = {}
+    for account in accounts.values():
+        lot_min = min(marks[iid] * SPECS[iid].atoms_per_tick_lot for iid in account.positions)
+        allowance = rng.randint(0, lot_min - 1)
+        if account_health(account, SPECS, marks).equity_atoms > 0 and rng.random() < 0.7:
+            assert index.park(account, marks, allowance)
+            parked[account.account_id] = allowance
+    woken: set[int] = set()
+    config = LiquidationConfig()
+    for _ in range(30):
+        iid = rng.choice([1, 2])
+        marks[iid] = max(1, marks[iid] * rng.randint(700, 1_300) // 1_000)
+        hits = set(index.liquidatable(iid, marks[iid], accounts, marks))
+        woken |= set(index.woken)
+        index.woken.clear()
+        assert not hits & set(parked)
+        for aid, allowance in parked.items():
+            account = accounts[aid]
+            due = _wake_due(account, marks, allowance)
+            if due:
+                assert aid in woken, aid  # fired on this or an earlier move
+            if len(account.positions) == 1 and aid not in woken:
+                assert not due
+            if aid not in woken:
+                assert plan_liquidation(account, SPECS, marks, config, allowance) is None
+        for iid2 in SPECS:  # exact single-position wakes: fired now iff due now
+            fired = set(index.fired(iid2, marks[iid2]))
+            for aid in parked:
+                account = accounts[aid]
+                if len(account.positions) == 1 and iid2 in account.positions:
+                    assert (aid in fired) == _wake_due(account, marks, parked[aid]), aid
+
+
+def test_park_refuses_an_account_whose_wake_is_due_and_unpark_restores_the_trigger() -> None:
+    account = make_account(9, 1_000 * 10**6, {1: (1_000, 1_000 * 600_000 * 100)})
+    index = LiquidationIndex(SPECS)
+    index.update(account, START)
+    trigger_entries = index.entries(account, START)
+    assert not index.park(account, START, 600_000 * 100)  # one lot affordable: stays an ordinary entry
+    assert index.park(account, START, 100)
+    assert index.entries(account, START) != trigger_entries and index.is_parked(9)
+    assert index.unpark(account, START) is False
+    assert not index.is_parked(9) and index.entries(account, START) == trigger_entries

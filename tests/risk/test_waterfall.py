@@ -97,6 +97,55 @@ def test_adl_ranking_worked_example() -> None:
     assert adl_rank(-1_000, -1_000 * 450_000 * K, 500_000, K, 0) is None  # bankrupt: cannot pay a charge
 
 
+def _naive_adl_queue(accounts, iid: int, side: int, candidates_max: int, exclude=()) -> list[tuple[int, object]]:
+    """The ranking by definition: adl_rank for every opposite position, sorted by (-rank, id); accounts
+    with equity <= 0 last by id."""
+    ranked, unranked = [], []
+    for account in accounts:
+        pos = account.positions.get(iid)
+        if pos is None or pos.size_lots * side <= 0 or account.account_id in exclude:
+            continue
+        equity = account_health(account, SPECS, MARKS).equity_atoms
+        rank = adl_rank(pos.size_lots, pos.cost_atoms, MARKS[iid], SPECS[iid].atoms_per_tick_lot, equity)
+        (unranked if rank is None else ranked).append((account.account_id, rank))
+    ranked.sort(key=lambda r: (-r[1], r[0]))
+    unranked.sort()
+    return (ranked + unranked)[:candidates_max]
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), candidates_max=st.integers(1, 40))
+def test_adl_queue_equals_the_ranking_by_definition_in_any_input_order(seed: int, candidates_max: int) -> None:
+    """Differential: the scan (integer keys, exact comparison only near the cut) returns exactly the
+    naive exact ranking, for random single- and two-position accounts (some bankrupt, many with equal
+    ranks: copies of one account under other ids), any exclusion set and a shuffled input order."""
+    rng = random.Random(seed)
+    accounts = []
+    for aid in range(1, rng.randint(1, 80)):
+        if accounts and rng.random() < 0.3:  # a copy: the same rank, the tie broken by id
+            twin = rng.choice(accounts)
+            held = {i: (p.size_lots, p.cost_atoms) for i, p in twin.positions.items()}
+            accounts.append(make_account(aid, twin.balance_atoms, held))
+            continue
+        held = {}
+        for iid in ([1, 2] if rng.random() < 0.3 else [1]):
+            size = rng.randint(1, 5_000) * rng.choice([1, -1])
+            entry = MARKS[iid] * rng.randint(800, 1_200) // 1_000
+            held[iid] = (size, size * entry * SPECS[iid].atoms_per_tick_lot)
+        accounts.append(make_account(aid, rng.randint(0, 50_000) * USDT, held))
+    exclude = {a.account_id for a in accounts if rng.random() < 0.1}
+    side = rng.choice([1, -1])
+    expected = _naive_adl_queue(accounts, 1, side, candidates_max, exclude)
+    rng.shuffle(accounts)
+    got = adl_queue(accounts, 1, side, SPECS, MARKS, candidates_max, exclude)
+    assert [(c.account_id, c.rank) for c in got] == expected
+    by_id = {a.account_id: a for a in accounts}
+    for c in got:
+        pos = by_id[c.account_id].positions[1]
+        assert (c.size_lots, c.cost_atoms) == (pos.size_lots, pos.cost_atoms)
+        assert c.equity_atoms == account_health(by_id[c.account_id], SPECS, MARKS).equity_atoms
+
+
 def test_bitmex_adl_example_six_longs_and_a_liquidated_short() -> None:
     """BitMEX "Auto-Deleveraging Further Information" (bitmex.com/app/autoDeleveragingExamples): six longs
     with PnL rankings 1:3, 2:6, 3:1, 4:4, 5:5, 6:2 and quantities 10, 10, 20, 30, 20, 10; "a short position

@@ -270,7 +270,7 @@ class Engine:
             self._integrity_after()
         if self.triggers.armed:  # triggers reached by a price this (or an earlier, capped) command saw
             self._fire_triggers()
-        if risk.touched or risk.marks_changed or risk.queue or risk.fund_open:
+        if risk.touched or risk.marks_changed or risk.queue or risk.fund_open or risk.next_wake_ns <= self.now_ns:
             risk.after_command()
             if not self._integrity_idle:
                 self._clear_stale_sweeps()
@@ -302,7 +302,9 @@ class Engine:
             return self._reject(cmd, R.instrument_unknown)
         if cmd.account_id in self.accounts:
             return self._reject(cmd, R.account_exists)
-        if len(self.accounts) >= self.limits.accounts_max:
+        # Client accounts only: the insurance fund's position account (0, present while it holds inventory)
+        # takes no client's slot.
+        if len(self.accounts) - (0 in self.accounts) >= self.limits.accounts_max:
             return self._reject(cmd, R.accounts_max_reached)
         self.accounts[cmd.account_id] = Account(cmd.account_id, cmd.owner_id, isolated)
         self._events.append(AccountCreated(cmd.account_id, cmd.owner_id, isolated))
@@ -667,7 +669,7 @@ class Engine:
                 qty = room
         else:
             risk = self.risk
-            if risk.pre_trade or risk.queue:  # OI cap, account in liquidation, index freshness (3xx)
+            if risk.pre_trade or risk.queue or risk.parked:  # OI cap, account in liquidation, index freshness (3xx)
                 pos = account.positions.get(iid)
                 code1 = risk.pre_trade_code(account.account_id, iid, 0 if pos is None else pos.size_lots, side, qty)
                 if code1 is not None:
@@ -1249,7 +1251,7 @@ class Engine:
             qty = min(qty, room)
         else:
             risk = self.risk
-            if risk.pre_trade or risk.queue:
+            if risk.pre_trade or risk.queue or risk.parked:
                 code1 = risk.pre_trade_code(account.account_id, iid, size, side, qty)
                 if code1 is not None:
                     return code1

@@ -233,6 +233,7 @@ class VenueLimits:
     client_order_ids_remembered_max: int = 4096
     expiries_per_command_max: int = 64
     accounts_max: int = 10_000_000
+    """Client accounts (the insurance fund's position account 0 does not count)."""
     amount_atoms_max: int = 10**18
     triggers_per_command_max: int = 64
     """Untriggered orders one command may fire; the rest fire on the next commands (core/triggers.py)."""

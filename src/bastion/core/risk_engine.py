@@ -26,6 +26,24 @@ account's unrealized PnL. The account exists only while the fund holds inventory
 account with balance ``-bad_debt_atoms``: it enters the conservation identity
 ``sum(balance - cost) + fee pool + fund + bonds - bad_debt = deposits - withdrawals``.
 
+**Throttled accounts are parked.** An account below maintenance whose next step the per-interval
+liquidation throttle withholds (its allowance buys no lot, and it is not bankrupt) leaves the queue for
+:attr:`RiskEngine.parked` (account id -> the end of its throttle window, engine ns) and its index
+entries become wake entries (liquidation_index.py, "Parked accounts"). It comes back to the queue,
+checked exactly, at the first command at or after its window end, when its account changes (a fill,
+deposit, funding, ...: any :meth:`touch`), or when a mark move fires a wake entry (it could go bankrupt
+or afford a lot). So a throttled backlog costs nothing per command or per mark update, instead of one
+health check per queued account per command; :meth:`check` asserts that a parked account below
+maintenance indeed has no step (``plan_liquidation`` is None with its allowance). A parked account
+below maintenance may still only reduce risk (305), like a queued one.
+
+**Index refreshes are deferred, boundedly.** An account that changed is checked exactly at the end of
+its command, but its index entries are recomputed only before the next sweep (so a market maker
+filled a thousand times between two mark moves is re-indexed once), or at the end of a command once
+more than :data:`STALE_REFRESH_MAX` accounts wait: a mark move then re-indexes at most that many, and a
+cascade's re-indexing is spread over the commands that liquidate it rather than landing on the next
+price update. The index is derived, so when it is refreshed changes no outcome.
+
 All state that changes outcomes is in :meth:`canonical` (hashed, snapshotted); the trigger index and the
 per-instrument holders index (:attr:`holders`, accounts with a non-zero position, maintained by
 :meth:`holding_changed` on every position change and used by funding and ADL) are derived and rebuilt on
@@ -34,6 +52,7 @@ restore. Integers only; every loop is bounded.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +138,16 @@ IMPACT_LEVELS_MAX = 64
 
 FUNDING_HOLDERS_MAX = 1_000_000
 """Most positions one eager funding settlement pays (bounds the settlement loop)."""
+
+QUEUE_CHECKS_PER_COMMAND_MAX = 1024
+"""Queued accounts examined per command (the step budget is ``liquidations_per_command_max``): after a
+price reversal a long backlog may have recovered; dropping it is spread over commands (module docstring)."""
+
+STALE_REFRESH_MAX = 256
+"""Accounts changed since the last mark move whose index entries are refreshed lazily (module docstring)."""
+
+NEVER_NS = 2**63 - 1
+"""No parked account: :attr:`RiskEngine.next_wake_ns` when :attr:`RiskEngine.parked` is empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +265,13 @@ class RiskEngine:
         self.queue: list[int] = []
         self.queued: set[int] = set()
         """The accounts in :attr:`queue` (derived: O(1) membership for enqueue and the pre-trade gate)."""
+        self.parked: dict[int, int] = {}
+        """Throttled accounts taken out of the queue: account id -> end of its throttle window (engine ns;
+        module docstring). State: hashed and snapshotted."""
+        self.wake_heap: list[tuple[int, int]] = []
+        """``(wake_ns, account_id)`` of :attr:`parked`, a heap with stale entries skipped (derived)."""
+        self.next_wake_ns = NEVER_NS
+        """No parked account wakes before this (derived; the engine calls :meth:`after_command` when due)."""
         self.bad_debt_atoms = 0
         """The venue's bad-debt account: deficits nobody could absorb (its balance is minus this)."""
         self.fund_unwind_ns: dict[int, int] = {}
@@ -384,6 +420,10 @@ class RiskEngine:
         """Risk gates of an order that may increase risk (not reduce-only): 305, 308, 304; None passes."""
         if self.queue and account_id in self.queued:
             return RejectCode.account_in_liquidation
+        if self.parked and account_id in self.parked:
+            engine = self.engine
+            if account_health(engine.accounts[account_id], engine.specs, engine.marks).liquidatable:
+                return RejectCode.account_in_liquidation  # throttled, still below maintenance
         max_age = self.config.index_max_age_ns
         if max_age:
             seen = self.index_times_ns.get(iid)
@@ -462,10 +502,14 @@ class RiskEngine:
         engine = self.engine
         if self.fund_open:
             self._manage_fund()
+        if self.next_wake_ns <= engine.now_ns:
+            self._wake_due()
         if self.touched:
             for aid in sorted(self.touched):
                 if aid == FUND:
                     continue
+                if self.parked and aid in self.parked:
+                    self._unpark(aid)
                 self.stale.add(aid)
                 if self._needs_liquidation(engine.accounts[aid]):
                     self._enqueue(aid)
@@ -476,12 +520,67 @@ class RiskEngine:
                 found = self.index.liquidatable(iid, engine.marks[iid], engine.accounts, engine.marks)
                 for aid in sorted(found):
                     self._enqueue(aid)
+                if self.index.woken:
+                    self._wake_fired()
             self.marks_changed.clear()
             self.index.refresh_pending(engine.marks)
+            if self.index.woken:  # a re-snapshot can never fire a parked account's entries, but be exact
+                self._wake_fired()
         if self.queue:
             self._process_queue()
+        if len(self.stale) > STALE_REFRESH_MAX:
+            self._refresh_stale()  # bounded deferral: a mark move never re-indexes more than this
         if self.fund_open or FUND in engine.accounts:
             self._prune_fund()
+
+    def _park(self, account: Account, allowance_atoms: int) -> bool:
+        """Take a throttled account out of the queue until its throttle window ends (module docstring);
+        False (nothing changed) when it has no open window or its wake conditions hold already."""
+        engine = self.engine
+        aid = account.account_id
+        window = self.throttle.get(aid)
+        if window is None:
+            return False
+        wake_ns = window.window_start_ns + self.config.liquidation.interval_ns
+        if wake_ns <= engine.now_ns or not self.index.park(account, engine.marks, allowance_atoms):
+            return False
+        self.parked[aid] = wake_ns
+        heapq.heappush(self.wake_heap, (wake_ns, aid))
+        if wake_ns < self.next_wake_ns:
+            self.next_wake_ns = wake_ns
+        return True
+
+    def _unpark(self, account_id: int) -> None:
+        """End a park: ordinary index entries again (the caller re-checks the account)."""
+        del self.parked[account_id]
+        engine = self.engine
+        self.index.unpark(engine.accounts[account_id], engine.marks)
+
+    def _wake_due(self) -> None:
+        """Parked accounts whose throttle window has ended: back to the queue if still liquidatable, in
+        ``(window end, account id)`` order. Stale heap entries (unparked earlier) are skipped."""
+        engine = self.engine
+        heap = self.wake_heap
+        now = engine.now_ns
+        while heap and heap[0][0] <= now:
+            wake_ns, aid = heapq.heappop(heap)
+            if self.parked.get(aid) != wake_ns:
+                continue
+            self._unpark(aid)
+            if self._needs_liquidation(engine.accounts[aid]):
+                self._enqueue(aid)
+        self.next_wake_ns = heap[0][0] if heap else NEVER_NS
+
+    def _wake_fired(self) -> None:
+        """Parked accounts whose wake entries a mark move fired: unparked and checked exactly."""
+        engine = self.engine
+        woken = sorted(set(self.index.woken))
+        self.index.woken.clear()
+        for aid in woken:
+            if aid in self.parked:
+                self._unpark(aid)
+                if self._needs_liquidation(engine.accounts[aid]):
+                    self._enqueue(aid)
 
     def _needs_liquidation(self, account: Account) -> bool:
         """Below maintenance, or flat with a negative balance (a loss the waterfall must absorb)."""
@@ -533,33 +632,50 @@ class RiskEngine:
         intends). Accounts left queued (budget spent, oracle pause, throttle) are retried on the next
         command. The budget counts steps that did something (an IOC or the waterfall): an account the
         per-interval throttle holds back costs one cheap check, not a budget slot, so it cannot starve
-        the accounts behind it.
+        the accounts behind it; an account the throttle holds back is parked (module docstring) and costs
+        nothing more until it wakes. An account that recovered while queued (the price came back) is
+        dropped after one exact check, its orders untouched. Once the budget is spent, or
+        :data:`QUEUE_CHECKS_PER_COMMAND_MAX` accounts were examined, the rest of the queue is kept as it
+        is (in order) for the next command.
         """
         engine = self.engine
         budget = self.config.liquidation.liquidations_per_command_max
+        checks = QUEUE_CHECKS_PER_COMMAND_MAX
         attempted: set[int] = set()
         while True:
             keep: list[int] = []
             stepped = False
-            for aid in self.queue:
+            queue = self.queue
+            queued = self.queued
+            for position, aid in enumerate(queue):
+                if budget == 0 or checks == 0:
+                    keep.extend(queue[position:])
+                    break
                 account = engine.accounts[aid]
-                if budget == 0 or aid in attempted or self._paused(account):
+                if aid in attempted or self._paused(account):
                     keep.append(aid)
                     continue
                 attempted.add(aid)
+                checks -= 1
+                if not engine.liquidation_pending(aid) and not self._needs_liquidation(account):
+                    queued.discard(aid)  # recovered before its turn: nothing to do, nothing canceled
+                    continue
                 stepped = True
-                needs_more, worked = self._liquidate(account)
+                needs_more, worked, allowance = self._liquidate(account)
                 if worked:
                     budget -= 1
-                if needs_more:
+                if needs_more and not (allowance >= 0 and self._park(account, allowance)):
                     keep.append(aid)
+                else:
+                    queued.discard(aid)
             self.queue = keep
-            self.queued = set(keep)
             fresh = False
             if self.touched:  # counterparties and the liquidated accounts: re-check at once
                 for aid in sorted(self.touched):
                     if aid == FUND:
                         continue
+                    if self.parked and aid in self.parked:
+                        self._unpark(aid)
                     self.stale.add(aid)
                     if aid not in self.queued and self._needs_liquidation(engine.accounts[aid]):
                         self.queue.append(aid)
@@ -569,18 +685,18 @@ class RiskEngine:
             if not (stepped and fresh and budget > 0):
                 return
 
-    def _liquidate(self, account: Account) -> tuple[bool, bool]:
+    def _liquidate(self, account: Account) -> tuple[bool, bool, int]:
         """One liquidation step; returns (the account still needs liquidating, an IOC was sent or the
-        waterfall ran)."""
+        waterfall ran, the interval allowance when the throttle withheld the step else -1)."""
         engine = self.engine
         if engine.liquidation_pending(account.account_id):
-            return True, False  # batch market: the step's IOC waits for its clearing (Engine._execute_liquidation)
+            return True, False, -1  # batch market: the step's IOC waits for its clearing (Engine._execute_liquidation)
         cfg = self.config.liquidation
         allowance = liquidation_allowance_atoms(self.throttle.get(account.account_id), engine.now_ns, cfg)
         if allowance == 0:  # throttled this interval: only a bankrupt account (never throttled) has a step
             held = account_health(account, engine.specs, engine.marks)
             if held.equity_atoms > 0:
-                return held.liquidatable, False
+                return held.liquidatable, False, 0
         for order in list(account.orders.values()):
             engine._cancel_resting(order, CancelReason.liquidation)
         engine._cancel_triggers(account.account_id, 0, CancelReason.liquidation)  # its stops go too
@@ -599,7 +715,10 @@ class RiskEngine:
             has_positions = any(p.size_lots for p in account.positions.values())
         if worked:  # a throttled account changed nothing: no re-check, no re-index
             self.touch(account.account_id)
-        return has_positions and health.liquidatable, worked
+            return has_positions and health.liquidatable, True, -1
+        # No plan and no waterfall: healthy, or the allowance buys no lot (throttled; equity > 0 here).
+        throttled = has_positions and health.liquidatable and allowance < cfg.max_notional_per_interval_atoms
+        return has_positions and health.liquidatable, False, allowance if throttled else -1
 
     def _send_ioc(self, account: Account, plan: LiquidationOrder) -> None:
         engine = self.engine
@@ -656,9 +775,12 @@ class RiskEngine:
         return _FundView(self.engine.insurance_fund_atoms, {} if fund is None else fund.positions)
 
     def _holders_list(self, iid: int, exclude: int) -> list[Account]:
-        """Accounts holding ``iid`` (from the holders index, by id), ``exclude`` and the fund left out."""
+        """Accounts holding ``iid`` (from the holders index), ``exclude`` and the fund left out. In set order,
+        not sorted: the ADL ranking is a total order by (rank, account id) that does not depend on the
+        order it is given the holders in (waterfall.adl_queue; a differential test shuffles them), so a
+        million ids are not sorted first for nothing."""
         accounts = self.engine.accounts
-        return [accounts[a] for a in sorted(self.holders[iid]) if a != exclude and a != FUND]
+        return [accounts[a] for a in self.holders[iid] if a != exclude and a != FUND]
 
     def _pool(self, iids: list[int], exclude: int) -> list[Account]:
         """The socialization pool: holders of ``iids``, lowest ids first, at most ``socialized_accounts_max``."""
@@ -903,6 +1025,8 @@ class RiskEngine:
             out.append([vol, self.negative_equity_seen_ns])
         if self.fund_unwind_ns:
             out.append(["fund_unwind_ns", [[iid, t] for iid, t in sorted(self.fund_unwind_ns.items())]])
+        if self.parked:
+            out.append(["parked", [[aid, t] for aid, t in sorted(self.parked.items())]])
         return out
 
     def restore(self, data: list[Any]) -> None:
@@ -910,9 +1034,13 @@ class RiskEngine:
         index and the holders index."""
         (index_prices, index_times, paused, last_trade, marks, premium, next_funding, last_rate, throttle, queue,
          bad_debt) = data[:11]
+        parked: dict[int, int] = {}
         for extra in data[11:]:
             if extra and extra[0] == "fund_unwind_ns":
                 self.fund_unwind_ns = {iid: t for iid, t in extra[1]}
+                continue
+            if extra and extra[0] == "parked":
+                parked = {aid: t for aid, t in extra[1]}
                 continue
             vol, self.negative_equity_seen_ns = extra
             for iid, variance, last_index, next_sample, multiplier in vol:
@@ -939,11 +1067,17 @@ class RiskEngine:
         self.queued = set(self.queue)
         self.bad_debt_atoms = bad_debt
         engine = self.engine
+        self.parked = parked
+        self.wake_heap = sorted((t, aid) for aid, t in parked.items())  # a sorted list is a heap
+        self.next_wake_ns = self.wake_heap[0][0] if self.wake_heap else NEVER_NS
+        allowances = {aid: liquidation_allowance_atoms(self.throttle.get(aid), engine.now_ns, self.config.liquidation)
+                      for aid in sorted(parked)}
         self.holders = self._holders_from_accounts()
         fund = engine.accounts.get(FUND)
         self.fund_open = fund is not None and any(p.size_lots for p in fund.positions.values())
         self.index.bulk_load([a for aid, a in engine.accounts.items()
-                              if aid != FUND and any(p.size_lots for p in a.positions.values())], engine.marks)
+                              if aid != FUND and any(p.size_lots for p in a.positions.values())], engine.marks,
+                             allowances)
 
     def _holders_from_accounts(self) -> dict[int, set[int]]:
         """The holders index recomputed from the accounts (restore; the invariant check compares)."""
@@ -959,8 +1093,10 @@ class RiskEngine:
 
         The fund's cash and the bad-debt account are >= 0; the fund account holds no unswept cash and
         exists only with inventory; no flat account has a negative balance (every loss was absorbed by
-        the waterfall); no account is below maintenance without a pending liquidation; the holders index
-        equals the accounts' positions.
+        the waterfall); no account is below maintenance without a pending liquidation (queued, held by a
+        pause, or parked by the throttle with no step possible now: ``plan_liquidation`` is None with its
+        allowance, its window not yet over); parked accounts are exactly the index's, each with a heap
+        entry; the holders index equals the accounts' positions.
         """
         engine = self.engine
         broken: list[str] = []
@@ -985,6 +1121,21 @@ class RiskEngine:
         queued = set(self.queue)
         if queued != self.queued or len(queued) != len(self.queue):
             broken.append("liquidation queue and its membership set disagree (or hold duplicates)")
+        cfg = self.config.liquidation
+        allowances = self.index.parked_allowances()
+        if set(allowances) != set(self.parked) or queued & set(self.parked):
+            broken.append("parked accounts disagree with the index's (or are queued too)")
+        if not set((t, aid) for aid, t in self.parked.items()) <= set(self.wake_heap):
+            broken.append("parked account without a wake-heap entry")
+        for aid, wake_ns in sorted(self.parked.items()):
+            window = self.throttle.get(aid)
+            if wake_ns <= engine.now_ns or wake_ns < self.next_wake_ns or window is None or \
+                    wake_ns != window.window_start_ns + cfg.interval_ns:
+                broken.append(f"account {aid} parked past or beside its throttle window")
+                break
+            if allowances.get(aid) != liquidation_allowance_atoms(window, engine.now_ns, cfg):
+                broken.append(f"account {aid} parked with a stale allowance")
+                break
         for aid, account in engine.accounts.items():
             if aid == FUND:
                 continue
@@ -994,6 +1145,12 @@ class RiskEngine:
             if aid in queued or self._paused(account):
                 continue
             if account_health(account, engine.specs, engine.marks).liquidatable:
+                if aid in self.parked:
+                    allowance = liquidation_allowance_atoms(self.throttle.get(aid), engine.now_ns, cfg)
+                    if plan_liquidation(account, engine.specs, engine.marks, cfg, allowance) is None:
+                        continue  # the documented throttle carry-over: nothing can be done before it wakes
+                    broken.append(f"parked account {aid} has a liquidation step it is not given")
+                    break
                 broken.append(f"account {aid} below maintenance margin without a pending liquidation")
                 break
         if self.holders != self._holders_from_accounts():

@@ -322,6 +322,7 @@ def bench_liquidation_engine(n_accounts: int = 200_000, liquidatable_fraction: f
         "liquidations_max": max(liquidations),
         "liquidations_per_command_max": cap,
         "queue_left_end": len(engine.risk.queue),
+        "parked_end": len(engine.risk.parked),
         "build_s": round(build_s, 2),
         "seed": seed,
     }

@@ -34,6 +34,24 @@ changes that move no mark (fees, funding) still get it queued. For single-positi
 also keeps ``(size, cost, balance)`` next to the trigger (same contract), which the sweep's sizing reads
 instead of walking the account object. Keys are ``trigger << 64 | account_id`` (Python ints: no
 overflow; account ids are < 2**63 by the engine's ``ID_MAX``).
+
+**Parked accounts** (:meth:`LiquidationIndex.park`): an account below maintenance that the per-interval
+liquidation throttle holds back (its remaining allowance buys less than one lot of any of its positions,
+and it is not bankrupt, so ``plan_liquidation`` returns None) has nothing to do until its throttle
+window ends. The engine parks it instead of re-checking it every command, and the index then holds
+*wake* entries for it in place of its liquidation triggers: they fire when a mark move could give it a
+step before the window ends, i.e. when
+
+* its equity could reach zero (a bankrupt account is closed whole, without throttling): the exact
+  bankruptcy price of a single position; for several positions a slack band as above with
+  ``S = E - 1`` and no maintenance term (a move of d ticks lowers E by exactly ``|s| * k * d``);
+* one lot of a position could become affordable: ``mark <= allowance // k`` (the allowance is fixed
+  until the window ends), on the longs list whatever the position's side.
+
+A fired wake entry never decides anything: the account is reported in :attr:`LiquidationIndex.woken`
+and the engine unparks it and checks it exactly. Between wakes a parked account costs nothing per
+mark update. While no wake entry fired, ``E > 0`` and every lot costs more than the allowance, so
+``plan_liquidation`` is None: no step is being withheld (the engine's invariant check asserts it).
 """
 
 from __future__ import annotations
@@ -67,6 +85,8 @@ class SweepStats:
     """Entries whose trigger the mark crossed."""
     suspects_checked: int = 0
     """Multi-position (or pending) accounts whose health was computed exactly."""
+    woken: int = 0
+    """Parked accounts whose wake entries fired (reported in ``LiquidationIndex.woken``)."""
     false_alarms: int = 0
     """Suspects that turned out healthy (queued for a re-snapshot)."""
     liquidatable: int = 0
@@ -80,7 +100,8 @@ class LiquidationIndex:
         specs: instrument specs by id (the index keeps one pair of lists per instrument).
     """
 
-    __slots__ = ("specs", "_longs", "_shorts", "_entries", "_multi", "_single", "_pending", "stats")
+    __slots__ = ("specs", "_longs", "_shorts", "_entries", "_multi", "_single", "_pending", "_parked", "woken",
+                 "stats")
 
     def __init__(self, specs: Mapping[int, InstrumentSpec]) -> None:
         self.specs = dict(specs)
@@ -90,6 +111,9 @@ class LiquidationIndex:
         self._multi: set[int] = set()
         self._single: dict[int, tuple[int, int, int]] = {}  # id -> (size, cost, balance) of 1-position accounts
         self._pending: dict[int, AccountLike] = {}
+        self._parked: dict[int, int] = {}  # id -> throttle allowance (atoms) of parked accounts
+        self.woken: list[int] = []
+        """Parked accounts whose wake entries fired, in firing order (the engine drains it)."""
         self.stats = SweepStats()
 
     def __len__(self) -> int:
@@ -108,6 +132,9 @@ class LiquidationIndex:
         open_positions = [(iid, p.size_lots, p.cost_atoms) for iid, p in account.positions.items() if p.size_lots]
         if not open_positions:
             return ()
+        allowance = self._parked.get(account_id)
+        if allowance is not None:
+            return self._wake_entries(account, open_positions, marks, allowance)
         if len(open_positions) == 1:
             iid, size, cost = open_positions[0]
             trigger = liquidation_price_ticks(self.specs[iid], size, cost, account.balance_atoms, 0)
@@ -130,6 +157,50 @@ class LiquidationIndex:
                 move = self._band_ticks(iid, size, mark, budget) if budget >= 0 else -1
                 trigger = max(mark - move - 1, 0) if size > 0 else mark + move + 1
             out.append((iid, 1 if size > 0 else -1, trigger << ID_BITS | account.account_id))
+        return tuple(out)
+
+    def _wake_entries(self, account: AccountLike, open_positions: list[tuple[int, int, int]],
+                      marks: Mapping[int, int], allowance_atoms: int) -> tuple[tuple[int, int, int], ...]:
+        """Wake entries of a parked account (module docstring): bankruptcy, and one lot affordable."""
+        account_id = account.account_id
+        specs = self.specs
+        if len(open_positions) == 1:
+            iid, size, cost = open_positions[0]
+            k = specs[iid].atoms_per_tick_lot
+            afford = allowance_atoms // k  # one lot costs mark * k <= allowance  <=>  mark <= allowance // k
+            if size > 0:  # E = balance + size*k*mark - cost <= 0  <=>  mark <= (cost - balance) / (size*k)
+                trigger = max((cost - account.balance_atoms) // (size * k), afford, 0)
+                return ((iid, 1, trigger << ID_BITS | account_id),)
+            # E <= 0  <=>  |size|*k*mark >= balance - cost
+            bankrupt = max(-((account.balance_atoms - cost) // (size * k)), 0)  # ceil((b - c) / (|s| k))
+            entries = [(iid, -1, bankrupt << ID_BITS | account_id)]
+            if afford > 0:
+                entries.append((iid, 1, afford << ID_BITS | account_id))
+            return tuple(entries)
+        equity = account.balance_atoms
+        notionals = []
+        for iid, size, cost in open_positions:
+            k = specs[iid].atoms_per_tick_lot
+            equity += size * marks[iid] * k - cost
+            notionals.append(abs(size) * marks[iid] * k)
+        slack = equity - 1  # E must stay >= 1
+        total = sum(notionals)
+        out = []
+        for (iid, size, _), notional in zip(open_positions, notionals):
+            mark = marks[iid]
+            k = specs[iid].atoms_per_tick_lot
+            afford = allowance_atoms // k
+            if slack < 0:  # bankrupt already: wake at any mark
+                trigger = PRICE_TICKS_UNBOUNDED if size > 0 else 0
+            else:
+                move = slack * notional // total // (abs(size) * k)  # E falls exactly |s|*k per adverse tick
+                trigger = max(mark - move - 1, 0) if size > 0 else mark + move + 1
+            if size > 0:
+                out.append((iid, 1, max(trigger, afford) << ID_BITS | account_id))
+            else:
+                out.append((iid, -1, trigger << ID_BITS | account_id))
+                if afford > 0:
+                    out.append((iid, 1, afford << ID_BITS | account_id))
         return tuple(out)
 
     def _band_ticks(self, iid: int, size: int, mark: int, budget: int) -> int:
@@ -168,11 +239,53 @@ class LiquidationIndex:
             trigger = key >> ID_BITS
             fires = fires or (marks[iid] <= trigger if side > 0 else marks[iid] >= trigger)
         self._entries[account.account_id] = entries
+        if account.account_id in self._parked:
+            if fires:
+                self.woken.append(account.account_id)
+            return False
         if len(entries) == 1:
             self._single[account.account_id] = _single_state(account)
             return fires
         self._multi.add(account.account_id)
         return fires and account_health(account, self.specs, marks).liquidatable
+
+    def park(self, account: AccountLike, marks: Mapping[int, int], allowance_atoms: int) -> bool:
+        """Park a throttled account: replace its triggers by wake entries (module docstring).
+
+        Args:
+            account: an account with positions whose next liquidation step the throttle withholds.
+            marks: current marks.
+            allowance_atoms: its remaining interval allowance (constant until the window ends).
+
+        Returns:
+            True if parked. False (nothing changed) when a wake entry would fire at ``marks`` already:
+            the account is bankrupt, or a lot of one of its positions is affordable; it then stays an
+            ordinary entry and the engine keeps it in its queue.
+        """
+        account_id = account.account_id
+        open_positions = [(iid, p.size_lots, p.cost_atoms) for iid, p in account.positions.items() if p.size_lots]
+        if not open_positions:
+            return False
+        for iid, side, key in self._wake_entries(account, open_positions, marks, allowance_atoms):
+            trigger = key >> ID_BITS
+            if marks[iid] <= trigger if side > 0 else marks[iid] >= trigger:
+                return False
+        self._parked[account_id] = allowance_atoms
+        self.update(account, marks)
+        return True
+
+    def unpark(self, account: AccountLike, marks: Mapping[int, int]) -> bool:
+        """End a park: ordinary entries again. Returns :meth:`update`'s answer (liquidatable now)."""
+        self._parked.pop(account.account_id, None)
+        return self.update(account, marks)
+
+    def is_parked(self, account_id: int) -> bool:
+        """Whether the account holds wake entries (:meth:`park`)."""
+        return account_id in self._parked
+
+    def parked_allowances(self) -> dict[int, int]:
+        """Parked accounts and the allowance their wake entries use (a copy; invariant checks)."""
+        return dict(self._parked)
 
     def remove(self, account_id: int) -> None:
         """Drop ``account_id``'s entries (no-op if it has none)."""
@@ -184,14 +297,20 @@ class LiquidationIndex:
         self._multi.discard(account_id)
         self._single.pop(account_id, None)
 
-    def bulk_load(self, accounts: Iterable[AccountLike], marks: Mapping[int, int]) -> None:
-        """Index many accounts at once (one sort per list instead of n inserts); replaces the contents."""
+    def bulk_load(self, accounts: Iterable[AccountLike], marks: Mapping[int, int],
+                  parked: Mapping[int, int] | None = None) -> None:
+        """Index many accounts at once (one sort per list instead of n inserts); replaces the contents.
+
+        ``parked``: accounts to index as parked, with their allowances (:meth:`park`; restore).
+        """
         longs: dict[int, list[int]] = {iid: [] for iid in self.specs}
         shorts: dict[int, list[int]] = {iid: [] for iid in self.specs}
         self._entries.clear()
         self._multi.clear()
         self._single.clear()
         self._pending.clear()
+        self._parked = dict(parked or {})
+        self.woken.clear()
         for account in accounts:
             entries = self.entries(account, marks)
             if not entries:
@@ -199,6 +318,8 @@ class LiquidationIndex:
             for iid, side, key in entries:
                 (longs if side > 0 else shorts)[iid].append(key)
             self._entries[account.account_id] = entries
+            if account.account_id in self._parked:
+                continue
             if len(entries) > 1:
                 self._multi.add(account.account_id)
             else:
@@ -222,25 +343,34 @@ class LiquidationIndex:
 
         ``marks[instrument_id]`` must equal ``mark_ticks``. Single-position hits are exact; multi-position
         hits (and every account pending a re-snapshot) are checked exactly, and healthy ones are queued
-        for :meth:`refresh_pending`. Call once per mark update of each instrument: an account that became
-        liquidatable through this update is always returned, and the calls for all instruments together
-        return every liquidatable account.
+        for :meth:`refresh_pending`. Parked accounts whose wake entries fire are not returned: they are
+        appended to :attr:`woken` for the engine to unpark and check. Call once per mark update of each
+        instrument: an account that became liquidatable through this update is always returned (or, if
+        parked, woken), and the calls for all instruments together return every liquidatable account
+        that is not parked.
         """
         assert marks[instrument_id] == mark_ticks
         stats = self.stats
-        stats.fired = stats.suspects_checked = stats.false_alarms = 0
+        stats.fired = stats.suspects_checked = stats.false_alarms = stats.woken = 0
         out: list[int] = []
         multi = self._multi
         pending = self._pending
         # A pending account's bands were overrun on some instrument: its other bands no longer prove
         # health, so it is checked exactly on every query until it is re-snapshotted.
         suspects = list(pending)
+        parked = self._parked
+        woken = 0
         for account_id in self.fired(instrument_id, mark_ticks):
             stats.fired += 1
             if account_id not in multi:
-                out.append(account_id)
+                if parked and account_id in parked:
+                    self.woken.append(account_id)
+                    woken += 1
+                else:
+                    out.append(account_id)
             elif account_id not in pending:
                 suspects.append(account_id)
+        stats.woken = woken
         for account_id in suspects:
             stats.suspects_checked += 1
             account = accounts[account_id]
