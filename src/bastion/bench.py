@@ -43,7 +43,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bastion.core.commands import PlaceOrder, Sequenced, encode_sequenced
+from bastion.core.commands import Command, PlaceOrder, Sequenced, encode_sequenced
 from bastion.core.engine import Engine
 from bastion.config import load_venue_config
 from bastion.core.instruments import VenueConfig
@@ -84,7 +84,7 @@ class _Timing:
     wall_s: float
 
 
-def _time_apply(engine: Engine, items: list[Sequenced], per_item: Callable[[Sequenced], None] | None = None) -> _Timing:
+def _time_apply(engine: Engine, items: list[Sequenced], per_item: Callable[[Sequenced], object] | None = None) -> _Timing:
     apply = engine.apply
     clock = time.perf_counter_ns
     lat: list[int] = []
@@ -148,7 +148,7 @@ def bench_place(config: VenueConfig, n: int, seed: int = 7) -> dict[str, Any]:
     for item in items:
         engine.apply(item)
     mid = config.instruments[1].reference_price_ticks
-    cmds = []
+    cmds: list[Command] = []
     for i in range(n):
         side = 1 if i % 2 else -1
         cmds.append(PlaceOrder(rng.randint(1, 1000), 1, i + 1, side, mid - side * rng.randint(1, 2000), rng.randint(1, 5)))

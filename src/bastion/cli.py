@@ -139,6 +139,37 @@ def simulate(
     print(json.dumps(summary, indent=2))
 
 
+@app.command("latency-arb")
+def latency_arb(
+    out: Path = typer.Option(Path("out/latency_arb"), help="Directory for summary.json, latency_arb.png/.html."),
+    seed: int = typer.Option(1, help="Seed of the jump and noise path (the same path in every mode)."),
+    seconds: int = typer.Option(120, min=1, max=3600, help="Engine seconds of the experiment."),
+) -> None:
+    """Latency-arbitrage experiment: snipers vs a slow market maker, continuous vs frequent batch auctions."""
+    from dataclasses import replace
+
+    from bastion.sim.latency_arb import LatencyArbParams, run_latency_arbitrage
+
+    params = replace(LatencyArbParams(), duration_ns=seconds * 1_000_000_000)
+    with console.status("running continuous and batch modes on one path..."):
+        summary = run_latency_arbitrage(out, seed, params)
+    table = Table(title=f"latency arbitrage (seed {seed}, {seconds} s, delta {params.delta_ns / 1e3:g} µs)")
+    for col in ("mode", "delta/tau", "sniper PnL tick-lots/s", "BCS prediction", "maker eff. spread ticks"):
+        table.add_column(col, justify="right")
+    def spread(row: dict[str, object]) -> str:
+        value = row["maker_effective_spread_ticks"]
+        return "no maker fills" if value is None else f"{value:.2f}"
+
+    cont = summary["continuous"]
+    table.add_row("continuous", "", f"{cont['sniper_pnl_ticks_lots_per_s']:.1f}", "", spread(cont))
+    for row in summary["batch"]:
+        table.add_row(f"batch {row['interval_ns'] / 1e6:g} ms", f"{row['delta_over_tau']:.3f}",
+                      f"{row['sniper_pnl_ticks_lots_per_s']:.1f}", f"{row['bcs_predicted_ticks_lots_per_s']:.1f}",
+                      spread(row))
+    Console().print(table)
+    console.print(f"report: {Path(out) / 'latency_arb.html'}")
+
+
 def _register_subcommands() -> None:
     from bastion.audit.commands import register as register_audit
     from bastion.sim.replay.cli import register as register_replay

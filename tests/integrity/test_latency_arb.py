@@ -35,3 +35,18 @@ def test_sniper_profit_rate_collapses_under_batch_auctions(tmp_path: Path) -> No
     assert (tmp_path / "latency_arb.png").stat().st_size > 10_000
     again = run_latency_arbitrage(tmp_path / "again", SEED, params)
     assert again["batch"] == summary["batch"] and again["continuous"] == summary["continuous"]
+
+
+def test_latency_arb_command_writes_the_report_and_prints_the_table(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bastion.cli import app
+
+    result = CliRunner().invoke(app, ["latency-arb", "--out", str(tmp_path), "--seed", str(SEED), "--seconds", "5"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["params"]["duration_ns"] == 5_000_000_000 and summary["seed"] == SEED
+    assert "continuous" in result.output and "batch 100 ms" in result.output
+    assert (tmp_path / "latency_arb.html").exists()
+    bad = CliRunner().invoke(app, ["latency-arb", "--out", str(tmp_path / "bad"), "--seconds", "0"])
+    assert bad.exit_code == 2 and not (tmp_path / "bad").exists()

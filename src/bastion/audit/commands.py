@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -110,6 +110,7 @@ def prove_command(
 ) -> None:
     """Write a JSON proof bundle: leaves with inclusion proofs, or a consistency proof between two checkpoints,
     with the signed checkpoints they verify under."""
+    bundle: dict[str, Any]
     try:
         if consistency is not None or from_checkpoint is not None:
             if order_id is not None or seq is not None:

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Final, TypeAlias
+from typing import IO, Final, TypeAlias, cast
 
 import msgspec
 
@@ -555,7 +555,7 @@ def iter_lines(paths: Iterable[Path]) -> Iterator[bytes]:
             try:
                 if is_gzip:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                        yield from _read_lines(unzipped, path)
+                        yield from _read_lines(cast(IO[bytes], unzipped), path)
                 else:
                     yield from _read_lines(raw, path)
             except (OSError, EOFError, zlib.error) as exc:

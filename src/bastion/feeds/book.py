@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final, Literal
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict  # type: ignore[import-untyped]
 
 from bastion.feeds.binance import BookDelta, BookSnapshot, Level, Resynced, SequenceGap
 from bastion.feeds.errors import FeedError

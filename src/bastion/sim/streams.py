@@ -224,10 +224,10 @@ def chaos_commands(config: VenueConfig, seed: int, n: int, accounts: int = 12,
     for a in range(1, accounts + 1):
         setup += [CreateAccount(a, (a + 1) // 2), Deposit(a, rng.choice((10**9, 10**10, 10**11)))]
     setup.append(DepositInsuranceFund(10**9))
-    for cmd in setup:
+    for setup_cmd in setup:
         seq += 1
         now += 1_000
-        tracker.observe((yield Sequenced(seq, now, cmd)) or [])
+        tracker.observe((yield Sequenced(seq, now, setup_cmd)) or [])
     for client in range(1, n + 1):
         seq += 1
         now += rng.choice((0, 1_000, 1_000, 50_000))
