@@ -139,6 +139,54 @@ def simulate(
     print(json.dumps(summary, indent=2))
 
 
+@app.command()
+def recover(
+    directory: Path = typer.Argument(..., help="A venue directory (venue.toml, journal.bin, snapshots/, events.bin)."),
+    repair_tail: bool = typer.Option(
+        False, "--repair-tail",
+        help="Cut a final journal record that is complete but fails verification (operator decision: it may "
+             "have been acknowledged; a signed checkpoint covering it still refuses the cut)."),
+) -> None:
+    """Open a venue directory as the venue would: snapshot + journal tail, output log reconciled; print what
+    recovery found as JSON. Exit 0 recovered, 1 the journal or output log is damaged (names the record), 2
+    not a venue directory."""
+    from bastion.audit.layout import LayoutError, load_stored_config
+    from bastion.audit.outlog import OutputLogError
+    from bastion.core.instruments import ConfigError
+    from bastion.journal.errors import JournalError, JournalTailCorruptError
+    from bastion.venue import Venue
+
+    if not (directory / "journal.bin").exists():
+        console.print(f"[red]not a venue directory:[/] {directory} has no journal.bin")
+        raise typer.Exit(2)
+    try:
+        config = load_stored_config(directory)
+    except (ConfigError, OSError) as exc:
+        console.print(f"[red]cannot load {directory / 'venue.toml'}:[/] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        venue = Venue.open(config, directory, repair_journal_tail=repair_tail)
+    except JournalTailCorruptError as exc:
+        console.print(f"[red]{exc}[/]\nThe final record is complete but fails verification (not a torn write). "
+                      "Check which commands were acknowledged, then run again with --repair-tail to cut it.")
+        raise typer.Exit(1) from None
+    except (JournalError, OutputLogError, LayoutError) as exc:
+        console.print(f"[red]recovery refused:[/] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    r = venue.recovery
+    summary = {
+        "directory": str(directory), "last_seq": r.last_seq, "state_hash": venue.engine.state_hash().hex(),
+        "snapshot_used": None if r.snapshot_used is None else r.snapshot_used.name,
+        "snapshots_rejected": [[p.name, why] for p, why in r.snapshots_rejected],
+        "replayed_records": r.replayed_records, "journal_tail_bytes_cut": r.torn_tail_bytes,
+        "tail_repaired": repair_tail and r.torn_tail_bytes > 0,
+        "outlog_leaves_kept": r.outlog_leaves_kept, "outlog_leaves_appended": r.outlog_leaves_appended,
+        "outlog_tail_bytes_cut": r.outlog_torn_tail_bytes, "outlog_full_replay": r.outlog_full_replay,
+    }
+    venue.close(final_checkpoint=False)  # recovery attests nothing new; the next session's close will
+    print(json.dumps(summary, indent=2))
+
+
 @app.command("latency-arb")
 def latency_arb(
     out: Path = typer.Option(Path("out/latency_arb"), help="Directory for summary.json, latency_arb.png/.html."),
