@@ -130,10 +130,10 @@ def _price_plot(series: Series, timeline: Timeline, tick_usd: float) -> str:
     return _png(fig)
 
 
-def _depth_plot(series: Series, lot_btc: float) -> str:
+def _depth_plot(series: Series, lot_btc: float, batch: bool) -> str:
     x, xlabel = _time_axis(series)
-    fig, ax = _figure(f"Resting depth, top {series.levels} levels per side (a batch market: the LP orders "
-                      "in its batch book)", "BTC")
+    where = " (a batch market: the LP orders in its batch book)" if batch else ""
+    fig, ax = _figure(f"Resting depth, top {series.levels} levels per side{where}", "BTC")
     ax.plot(x, [v * lot_btc for v in series.depth_bid_lots], lw=0.9, color="#2e7d32", label="bids")
     ax.plot(x, [v * lot_btc for v in series.depth_ask_lots], lw=0.9, color="#c62828", label="asks")
     ax.set_xlabel(xlabel)
@@ -514,7 +514,8 @@ def write_report(result: ReplayResult, scenario: Scenario, path: Path) -> None:
         _section("Index vs each source", _img(_index_plot(series), "index and sources")),
         _section("Mark and last price" + (", batch clearing prices" if timeline.clearings else ""),
                  _img(_price_plot(series, timeline, tick_usd), "mark and last price")),
-        _section("Book depth over time", _img(_depth_plot(series, lot_btc), "book depth")),
+        _section("Book depth over time", _img(_depth_plot(series, lot_btc, (summary.get("matching") or {}).get("mode") == "batch"),
+                                                   "book depth")),
         _section("Open interest", _img(_oi_plot(series, lot_btc), "open interest")),
         _section("Fills and volume", _img(_fills_plot(series, lot_btc), "fills and volume")),
         _section("Equity shortfall and accounts under maintenance", _img(_risk_plot(series), "risk")),
