@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bastion.core.accounts import Account, Position
-from bastion.core.instruments import InstrumentSpec, venue_config_from_dict
+from bastion.core.commands import Sequenced
+from bastion.core.engine import Engine
+from bastion.core.instruments import InstrumentSpec, VenueConfig, venue_config_from_dict
+from bastion.core.risk_engine import RiskConfig
 
 USDT = 10**6
 """Atoms per settlement unit (6 decimals)."""
@@ -45,3 +48,15 @@ def make_account(account_id: int, balance_atoms: int, positions: dict[int, tuple
         pos.cost_atoms = cost
         account.positions[iid] = pos
     return account
+
+
+def assert_restore_and_replay_match(config: VenueConfig, engine: Engine, log: list[Sequenced], risk: RiskConfig,
+                                    *, restore: bool = True) -> None:
+    """The engine's state hash is reproduced by a snapshot restore (``restore``) and by replaying ``log``."""
+    if restore:
+        restored = Engine.restore(config, engine.snapshot(), check_invariants=True, risk=risk)
+        assert restored.state_hash() == engine.state_hash()
+    replayed = Engine(config, risk=risk)
+    for item in log:
+        replayed.apply(item)
+    assert replayed.state_hash() == engine.state_hash()

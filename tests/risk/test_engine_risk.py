@@ -39,6 +39,7 @@ from bastion.core.risk_messages import (
     SocializedLoss,
 )
 from tests.conftest import Driver
+from tests.risk._helpers import assert_restore_and_replay_match
 
 P = 600_000
 LONG, LP, TAKER, BIG = 2, 1, 3, 4
@@ -425,9 +426,4 @@ def test_property_trades_oracle_moves_and_funding_hours(config, fund: int, steps
         _check_command(engine, events, deposits, fund_before)
     # one settlement per command at most; a late command catches up one interval each
     assert sum(1 for s in steps if s[0] == "hours") <= settlements <= sum(s[1] for s in steps if s[0] == "hours")
-    restored = Engine.restore(config, engine.snapshot(), check_invariants=True, risk=risk)
-    assert restored.state_hash() == engine.state_hash()
-    replayed = Engine(config, risk=risk)
-    for item in drive.log:
-        replayed.apply(item)
-    assert replayed.state_hash() == engine.state_hash()
+    assert_restore_and_replay_match(config, engine, drive.log, risk)

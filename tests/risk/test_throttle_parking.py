@@ -34,6 +34,7 @@ from bastion.core.risk import LiquidationConfig, account_health, liquidation_all
 from bastion.core.risk_engine import RiskConfig
 from bastion.core.risk_messages import PositionLiquidated, PositionTakenOver
 from tests.conftest import Driver
+from tests.risk._helpers import assert_restore_and_replay_match
 
 LP, TRADER = 1, 2
 USDC = 10**6
@@ -258,12 +259,7 @@ def _tight_run(config, steps, split: int, book=ReferenceBook) -> tuple[int, int]
         else:
             events = send(Heartbeat(), at_ns=drive.now_ns + step[1] * 1_000)
         _check_command(engine, events, deposits, fund_before)
-    restored = Engine.restore(config, engine.snapshot(), check_invariants=True, risk=TIGHT)
-    assert restored.state_hash() == engine.state_hash()
-    replayed = Engine(config, risk=TIGHT)
-    for item in drive.log:
-        replayed.apply(item)
-    assert replayed.state_hash() == engine.state_hash()
+    assert_restore_and_replay_match(config, engine, drive.log, TIGHT)
     return parks, wakes
 
 
@@ -320,7 +316,4 @@ def test_a_slow_crash_parks_and_wakes_many_times(config) -> None:
                 wakes["window" if at_ns >= wake_ns else kind] += 1
     assert parks >= 50 and wakes["window"] >= 50 and wakes["mark"] >= 3, (parks, wakes)
     assert wakes["deposit to a parked account"] >= 2, wakes
-    replayed = Engine(config, risk=risk)
-    for item in drive.log:
-        replayed.apply(item)
-    assert replayed.state_hash() == engine.state_hash()
+    assert_restore_and_replay_match(config, engine, drive.log, risk, restore=False)
