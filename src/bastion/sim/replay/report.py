@@ -193,6 +193,10 @@ def _risk_plot(series: Series) -> str:
     twin.plot(x, series.under_maintenance, lw=0.9, color="#ef6c00", label="under maintenance margin")
     twin.plot(x, series.bankrupt, lw=0.9, color="#4e342e", ls="--", label="equity < 0")
     twin.set_ylabel("accounts")
+    if not any(series.under_maintenance) and not any(series.bankrupt):
+        ax.text(0.5, 0.6, "0 at every sample: no account was below maintenance or bankrupt at any index tick\n"
+                "(measured by the replay's own monitor, independently of the risk engine)",
+                transform=ax.transAxes, ha="center", fontsize=9, color="#555555")
     ax.set_xlabel(xlabel)
     _legend(ax, twin)
     return _png(fig)
