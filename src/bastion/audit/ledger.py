@@ -68,9 +68,15 @@ ADL reports are checked against the ledger as they are folded; a disagreement is
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
 
 from bastion.core.events import (
     AutoDeleveraged,
@@ -97,7 +103,7 @@ from bastion.core.instruments import VenueConfig
 if TYPE_CHECKING:
     from bastion.core.engine import Engine
 
-__all__ = ["Ledger", "Posting", "EXTERNAL", "FEE_POOL", "INSURANCE_FUND", "BOND_ESCROW", "BAD_DEBT",
+__all__ = ["Ledger", "LedgerRun", "Posting", "ledger_command", "ledger_directory", "EXTERNAL", "FEE_POOL", "INSURANCE_FUND", "BOND_ESCROW", "BAD_DEBT",
            "cash_account", "position_account"]
 
 EXTERNAL = "external"
@@ -134,7 +140,7 @@ def is_debit_normal(name: str) -> bool:
 class Posting(NamedTuple):
     """One double-entry posting: ``amount_atoms`` (> 0) debited to ``debit`` and credited to ``credit``.
 
-    ``seq`` / ``index`` locate the event (command seq, event index) in the output log.
+    ``seq`` / ``event_index`` locate the event (command seq, event index) in the output log.
     """
 
     debit: str
@@ -142,7 +148,7 @@ class Posting(NamedTuple):
     amount_atoms: int
     kind: str
     seq: int = 0
-    index: int = 0
+    event_index: int = 0
 
 
 class Ledger:
@@ -449,3 +455,166 @@ class Ledger:
             "balances": {name: self.balance(name) for name in sorted(self.net) if self.net[name]},
             "anomalies": list(self.anomalies),
         }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A venue directory: the output log folded, the journal replayed (``bastion ledger``)
+# ---------------------------------------------------------------------------------------------------------
+
+
+class LedgerRun(NamedTuple):
+    """Outcome of :func:`ledger_directory`.
+
+    ``status``: 0 the ledger equals the engine, 1 mismatches (listed), 2 cannot run (``error`` says why).
+    ``ledger`` / ``engine`` are None when the run could not start.
+    """
+
+    status: int
+    ledger: Ledger | None
+    engine: Engine | None
+    mismatches: list[str]
+    error: str
+
+
+def ledger_directory(directory: Path) -> LedgerRun:
+    """Fold ``directory/events.bin`` into a :class:`Ledger` and compare it with a fresh engine (FastBook, the
+    stored ``venue.toml``) that re-executed ``directory/journal.bin``.
+
+    The ledger sees only the output log's leaves; the engine only the journal (whether the leaves are the
+    ones the journal produces is ``bastion verify``'s question). Leaves whose seq lies beyond the journal, an
+    undecodable leaf or journal record, or a damaged file past its header are mismatches too (status 1).
+    Missing or unreadable files, a bad config or file header: status 2.
+    """
+    from bastion.audit.layout import EVENTS_NAME, JOURNAL_NAME, load_stored_config
+    from bastion.audit.outlog import OutlogScanner, decode_leaf, decode_outlog_header
+    from bastion.core.commands import decode_sequenced
+    from bastion.core.engine import Engine
+    from bastion.core.instruments import ConfigError
+    from bastion.journal.errors import JournalError
+    from bastion.journal.file import JournalReader
+
+    try:
+        config = load_stored_config(directory)
+        image = (directory / EVENTS_NAME).read_bytes()
+        decode_outlog_header(image)
+        reader = JournalReader(directory / JOURNAL_NAME)
+    except (ConfigError, OSError, ValueError, JournalError) as exc:
+        return LedgerRun(2, None, None, [], f"{type(exc).__name__}: {exc}")
+    ledger = Ledger(config)
+    engine = Engine(config)
+    problems: list[str] = []
+    scanner = OutlogScanner(image)
+    with reader:
+        if reader.header.first_seq != 1:
+            return LedgerRun(2, None, None, [], f"{JOURNAL_NAME} is a continuation segment (first seq "
+                                                 f"{reader.header.first_seq}): the ledger starts from seq 1")
+        try:
+            for record in reader.records():
+                engine.apply(decode_sequenced(record.payload))
+        except Exception as exc:  # noqa: BLE001 - a journal the engine cannot replay is a finding
+            problems.append(f"{JOURNAL_NAME}: replay stopped at seq {engine.seq + 1}: {type(exc).__name__}: {exc}")
+    events: list[Event] = []
+    seq = 0
+    for found in scanner:
+        try:
+            leaf = decode_leaf(found.leaf)
+        except ValueError as exc:
+            problems.append(f"{EVENTS_NAME} offset {found.offset}: {exc}")
+            break
+        if leaf.seq != seq:
+            if events:
+                ledger.fold(seq, events)
+            seq, events = leaf.seq, []
+        events.append(leaf.event)
+    if events:
+        ledger.fold(seq, events)
+    if scanner.fault is not None:
+        problems.append(f"{EVENTS_NAME} offset {scanner.fault.offset}: {scanner.fault.reason} ({scanner.fault.detail})")
+    if seq > engine.seq:
+        problems.append(f"{EVENTS_NAME} has leaves of seq {seq}, the journal ends at seq {engine.seq}")
+    problems += ledger.mismatches(engine)
+    return LedgerRun(1 if problems else 0, ledger, engine, problems, "")
+
+
+def _engine_value(name: str, engine: Engine) -> int | None:
+    """The engine field a ledger account mirrors (None: a clearing account, no engine field)."""
+    fields = {FEE_POOL: engine.fee_pool_atoms, INSURANCE_FUND: engine.insurance_fund_atoms,
+              BOND_ESCROW: engine.bonds_escrowed_atoms, BAD_DEBT: engine.risk.bad_debt_atoms,
+              EXTERNAL: engine.deposits_total_atoms - engine.withdrawals_total_atoms}
+    if name in fields:
+        return fields[name]
+    parts = name.split(":")
+    if parts[0] == "cash":
+        account = engine.accounts.get(int(parts[1]))
+        return 0 if account is None else account.balance_atoms
+    if parts[0] == "position":
+        account = engine.accounts.get(int(parts[1]))
+        pos = None if account is None else account.positions.get(int(parts[2]))
+        return 0 if pos is None else pos.cost_atoms
+    return None
+
+
+def ledger_command(
+    directory: Path = typer.Argument(..., help="The venue directory."),
+    account: Optional[int] = typer.Option(None, "--account", help="Print this account's statement by kind."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Rebuild the double-entry ledger from the output log alone and compare it with the engine state the
+    journal replays to: a trial balance (or --account N's statement). Exit 0 equal, 1 a mismatch (named),
+    2 cannot run."""
+    run = ledger_directory(directory)
+    if run.status == 2 or run.ledger is None or run.engine is None:
+        Console(stderr=True).print(f"[red]cannot run:[/] {run.error}")
+        raise typer.Exit(2)
+    ledger, engine = run.ledger, run.engine
+    if json_out:
+        out: dict[str, object] = {"directory": str(directory), "status": run.status, "mismatches": run.mismatches,
+                                  **ledger.to_dict()}
+        if account is not None:
+            out["account"] = {"account_id": account, "cash_atoms": ledger.cash(account),
+                              "statement": ledger.statement(account),
+                              "positions": {name: ledger.balance(name) for name in sorted(ledger.net)
+                                            if name.startswith(f"position:{account}:") and ledger.net[name]}}
+        print(json.dumps(out))
+        raise typer.Exit(run.status)
+    console = Console()
+    if account is not None:
+        table = Table(title=f"statement of account {account} (cash effect, atoms)")
+        table.add_column("kind")
+        table.add_column("atoms", justify="right")
+        for kind, value in ledger.statement(account).items():
+            table.add_row(kind, f"{value:,}")
+        table.add_row("[bold]cash balance[/]", f"[bold]{ledger.cash(account):,}[/]")
+        for name in sorted(ledger.net):
+            if name.startswith(f"position:{account}:") and ledger.net[name]:
+                table.add_row(f"{name} (cost basis)", f"{ledger.balance(name):,}")
+        console.print(table)
+    else:
+        table = Table(title=f"trial balance of {directory} ({ledger.commands:,} commands, {ledger.events:,} "
+                            f"events, {ledger.postings_count:,} postings)")
+        for col in ("ledger account", "debit", "credit", "engine", ""):
+            table.add_column(col, justify="left" if col == "ledger account" else "right")
+        groups: dict[str, list[str]] = defaultdict(list)
+        for name in sorted(ledger.net):
+            head = name.split(":")[0]
+            groups[head if head in ("cash", "position", "funding") else name].append(name)
+        for group, names in sorted(groups.items()):
+            net = sum(ledger.net[n] for n in names)
+            values = [_engine_value(n, engine) for n in names]
+            engine_net = None if None in values else sum(
+                (v or 0) if is_debit_normal(n) else -(v or 0) for n, v in zip(names, values))
+            label = group if len(names) == 1 and names[0] == group else f"{group}:* ({len(names)} accounts)"
+            ok = engine_net is None or engine_net == net
+            table.add_row(label, f"{net:,}" if net > 0 else "", f"{-net:,}" if net < 0 else "",
+                          "" if engine_net is None else f"{abs(engine_net):,}", "ok" if ok else "[red]DIFFERS[/]")
+        debits, credits = ledger.trial_balance()
+        table.add_row("[bold]total[/]", f"[bold]{debits:,}[/]", f"[bold]{credits:,}[/]", "", "")
+        console.print(table)
+    if run.mismatches:
+        print(f"MISMATCH in {directory}: {len(run.mismatches)} difference(s)")
+        for line in run.mismatches[:50]:
+            print(f"  {line}")
+    else:
+        print(f"OK {directory}: every ledger balance equals the engine's (accounts, positions, fee pool, insurance "
+              f"fund, bond escrow, bad debt, deposits - withdrawals)")
+    raise typer.Exit(run.status)
