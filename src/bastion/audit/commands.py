@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bastion.audit.checkpoint import KeyFormatError
+from bastion.audit.ledger import ledger_command
 from bastion.audit.prove import (
     ProofInvalid,
     ProofQuery,
@@ -177,7 +178,8 @@ def check_proof_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``verify``, ``prove`` and ``check-proof`` to ``app``."""
+    """Add ``verify``, ``prove``, ``check-proof`` and ``ledger`` to ``app``."""
     app.command("verify")(verify_command)
     app.command("prove")(prove_command)
     app.command("check-proof")(check_proof_command)
+    app.command("ledger")(ledger_command)
