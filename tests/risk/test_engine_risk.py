@@ -39,6 +39,7 @@ from bastion.core.risk_messages import (
     SocializedLoss,
 )
 from tests.conftest import Driver
+from bastion.audit.ledger import Ledger
 from tests.risk._helpers import assert_restore_and_replay_match
 
 P = 600_000
@@ -427,3 +428,9 @@ def test_property_trades_oracle_moves_and_funding_hours(config, fund: int, steps
     # one settlement per command at most; a late command catches up one interval each
     assert sum(1 for s in steps if s[0] == "hours") <= settlements <= sum(s[1] for s in steps if s[0] == "hours")
     assert_restore_and_replay_match(config, engine, drive.log, risk)
+    # The double-entry ledger rebuilt from the events alone (fund takeovers and ADL included) equals
+    # every balance of the engine.
+    replayed, ledger = Engine(config, risk=risk), Ledger(config)
+    for item in drive.log:
+        ledger.fold(item.seq, replayed.apply(item))
+    assert ledger.mismatches(engine) == [] and ledger.anomalies == []

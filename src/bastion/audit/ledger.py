@@ -577,7 +577,7 @@ def ledger_command(
                                             if name.startswith(f"position:{account}:") and ledger.net[name]}}
         print(json.dumps(out))
         raise typer.Exit(run.status)
-    console = Console()
+    console = Console(width=max(Console().width, 132))  # atoms are long numbers: never cut them
     if account is not None:
         table = Table(title=f"statement of account {account} (cash effect, atoms)")
         table.add_column("kind")
@@ -593,7 +593,8 @@ def ledger_command(
         table = Table(title=f"trial balance of {directory} ({ledger.commands:,} commands, {ledger.events:,} "
                             f"events, {ledger.postings_count:,} postings)")
         for col in ("ledger account", "debit", "credit", "engine", ""):
-            table.add_column(col, justify="left" if col == "ledger account" else "right")
+            table.add_column(col, justify="left" if col == "ledger account" else "right",
+                             no_wrap=col != "ledger account")
         groups: dict[str, list[str]] = defaultdict(list)
         for name in sorted(ledger.net):
             head = name.split(":")[0]
