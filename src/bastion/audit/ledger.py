@@ -617,5 +617,6 @@ def ledger_command(
             print(f"  {line}")
     else:
         print(f"OK {directory}: every ledger balance equals the engine's (accounts, positions, fee pool, insurance "
-              f"fund, bond escrow, bad debt, deposits - withdrawals)")
+              f"fund, bond escrow, bad debt, deposits - withdrawals). The ledger reads the leaves as they are: "
+              f"that they are the signed log the journal produces is what `bastion verify` checks.")
     raise typer.Exit(run.status)
