@@ -685,13 +685,8 @@ class Engine:
                       cmd.post_only, cmd.reduce_only, cmd.stp, cmd.expire_at_ns)
         if self._margin_free_ok:
             order.margin_epoch = self.mark_epoch
-        if tif == TimeInForce.FOK:
-            self._spec = spec
-            limit: int | None = price
-            if m is not None and m.velocity is not None:
-                limit = self._velocity_limit(m, order)
-            if limit is None or book.fillable_lots(order, limit, self.now_ns, self) < qty:
-                return self._reject(cmd, R.fok_not_fillable)
+        if tif == TimeInForce.FOK and not self._fok_fillable(order, spec, book, m):
+            return self._reject(cmd, R.fok_not_fillable)
         # ---- accepted: from here on, state changes.
         self.next_order_id += 1
         account.remember_client_id(cmd.client_order_id, self.limits.client_order_ids_remembered_max)
@@ -1267,13 +1262,8 @@ class Engine:
                       closing, t.stp, t.expire_at_ns)
         if self._margin_free_ok:
             order.margin_epoch = self.mark_epoch
-        if tif == TimeInForce.FOK:
-            self._spec = spec
-            limit: int | None = price
-            if m is not None and m.velocity is not None:
-                limit = self._velocity_limit(m, order)
-            if limit is None or book.fillable_lots(order, limit, self.now_ns, self) < qty:
-                return R.fok_not_fillable
+        if tif == TimeInForce.FOK and not self._fok_fillable(order, spec, book, m):
+            return R.fok_not_fillable
         self._track(account, order)
         self._events.append(OrderAccepted(order.order_id, account.account_id, iid, order.client_order_id, side,
                                           price, qty, tif))
@@ -1645,6 +1635,28 @@ class Engine:
 
     # ---- velocity logic (§5.3)
 
+    def _rest_or_cancel_remainder(self, book: Any, order: Order) -> None:
+        """An auction or batch remainder rejoining continuous matching: an IOC, or a limit that would cross
+        ``book`` at rest, is canceled (``auction_remainder``); any other rests."""
+        bid, ask = book.best_bid(), book.best_ask()
+        crosses = (ask is not None and order.price_ticks >= ask) if order.side > 0 else (
+            bid is not None and order.price_ticks <= bid)
+        if order.time_in_force == TimeInForce.IOC or crosses:
+            self._cancel_live(order, CancelReason.auction_remainder)
+        else:
+            book.add(order)
+
+    def _fok_fillable(self, order: Order, spec: InstrumentSpec, book: Any,
+                      m: InstrumentIntegrity | None) -> bool:
+        """A fill-or-kill order can fill all of ``order.qty_lots`` now: at its limit, or at the velocity
+        guard's limit when one is configured (None: its first fill would engage the pause). Changes no
+        state beyond the ``_spec`` scratch the book callbacks read."""
+        self._spec = spec
+        limit: int | None = order.price_ticks
+        if m is not None and m.velocity is not None:
+            limit = self._velocity_limit(m, order)
+        return limit is not None and book.fillable_lots(order, limit, self.now_ns, self) >= order.qty_lots
+
     def _velocity_limit(self, m: InstrumentIntegrity, order: Order) -> int | None:
         """The limit a taker may match with without engaging the pause; None when its first fill would."""
         guard = m.velocity
@@ -1858,13 +1870,7 @@ class Engine:
             order = self.orders.get(order_id)
             if order is None:
                 continue
-            bid, ask = book.best_bid(), book.best_ask()
-            crosses = (ask is not None and order.price_ticks >= ask) if order.side > 0 else (
-                bid is not None and order.price_ticks <= bid)
-            if order.time_in_force == TimeInForce.IOC or crosses:
-                self._cancel_live(order, CancelReason.auction_remainder)
-            else:
-                book.add(order)
+            self._rest_or_cancel_remainder(book, order)
         if price is not None:
             self._cleared_at(m, price)
         m.luld = LuldState()
@@ -2003,13 +2009,7 @@ class Engine:
                 if order.order_id in plans:
                     m.liquidations[order.order_id] = plans[order.order_id]
                 continue
-            bid, ask = fast.best_bid(), fast.best_ask()
-            crosses = (ask is not None and order.price_ticks >= ask) if order.side > 0 else (
-                bid is not None and order.price_ticks <= bid)
-            if order.time_in_force == TimeInForce.IOC or crosses:
-                self._cancel_live(order, CancelReason.auction_remainder)
-            else:
-                fast.add(order)
+            self._rest_or_cancel_remainder(fast, order)
         self._refresh_idle()
 
     def _run_clearings(self) -> None:
