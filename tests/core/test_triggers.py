@@ -545,15 +545,22 @@ def test_triggers_wait_during_a_halt_and_fire_on_reopening() -> None:
     assert not v.engine.triggers.armed
 
 
+def thin_long(v: Venue, bid_ticks: int) -> None:
+    """Account 7 (1,000 USDC) buys 1 BTC at 60,000 from account 6; the liquidity account bids 5 BTC at
+    ``bid_ticks`` (the only liquidity below the mark for a stop or a liquidation)."""
+    v.drive(CreateAccount(7, 7))
+    v.drive(Deposit(7, 10**9))
+    v.drive(PlaceOrder(LIQUIDITY, 1, v.cid(), 1, bid_ticks, 5_000))
+    v.drive(PlaceOrder(6, 1, v.cid(), -1, P, 1_000))
+    v.drive(PlaceOrder(7, 1, v.cid(), 1, P, 1_000))
+    assert v.engine.accounts[7].positions[1].size_lots == 1_000
+
+
 def test_liquidation_cancels_the_account_s_triggers() -> None:
     """Account 7 (1,000 USDC) buys 1 BTC at 60,000 and leaves a take-profit buy far away; at mark
     59,000 it is below maintenance: the liquidation cancels its trigger (reason 17) before closing."""
     v = Venue()
-    v.drive(CreateAccount(7, 7))
-    v.drive(Deposit(7, 10**9))
-    v.drive(PlaceOrder(LIQUIDITY, 1, v.cid(), 1, 590_500, 5_000))
-    v.drive(PlaceOrder(6, 1, v.cid(), -1, P, 1_000))
-    v.drive(PlaceOrder(7, 1, v.cid(), 1, P, 1_000))
+    thin_long(v, bid_ticks=590_500)
     oid = accepted_id(v.trigger(1, TM, 500_000, account=7))
     ev = v.set_source(MARK, 590_000)
     assert of(ev, PositionLiquidated)
@@ -567,11 +574,7 @@ def test_adl_and_auction_fills_resize_untriggered_reduce_only_orders_too() -> No
     auction's uncross; their reduce-only triggers go with their positions (the engines' invariant check
     would fail if they did not)."""
     v = Venue(make_config())
-    v.drive(CreateAccount(7, 7))
-    v.drive(Deposit(7, 10**9))
-    v.drive(PlaceOrder(LIQUIDITY, 1, v.cid(), 1, 589_000, 5_000))
-    v.drive(PlaceOrder(6, 1, v.cid(), -1, P, 1_000))
-    v.drive(PlaceOrder(7, 1, v.cid(), 1, P, 1_000))
+    thin_long(v, bid_ticks=589_000)
     short_stop = accepted_id(v.trigger(1, SM, 620_000, qty=1_000, reduce_only=True, account=6))
     ev = v.set_source(MARK, 590_000)
     assert [(e.account_id, e.counterparty_account_id, e.qty_lots) for e in of(ev, AutoDeleveraged)] == [(7, 6, 1_000)]
@@ -595,11 +598,7 @@ def test_a_stop_loss_fires_before_the_liquidation_sweep_of_the_same_mark_move(wi
     the same command, and sells into the 59,350 bid (loss 650 + fee 29.675 USDC): flat with
     290.325 USDC and no liquidation. Without the stop the same move liquidates it."""
     v = Venue()
-    v.drive(CreateAccount(7, 7))
-    v.drive(Deposit(7, 10**9))
-    v.drive(PlaceOrder(LIQUIDITY, 1, v.cid(), 1, 593_500, 5_000))
-    v.drive(PlaceOrder(6, 1, v.cid(), -1, P, 1_000))
-    v.drive(PlaceOrder(7, 1, v.cid(), 1, P, 1_000))
+    thin_long(v, bid_ticks=593_500)
     if with_stop:
         oid = accepted_id(v.trigger(-1, SM, 595_000, qty=1_000, reduce_only=True, account=7))
     ev = v.set_source(MARK, 592_000)

@@ -192,9 +192,11 @@ class Ledger:
         return value if is_debit_normal(name) else -value
 
     def cash(self, account_id: int) -> int:
+        """The account's cash as the ledger has it (atoms; mirrors ``Account.balance_atoms``)."""
         return self.balance(cash_account(account_id))
 
     def cost(self, account_id: int, instrument_id: int) -> int:
+        """The position's signed cost basis as the ledger has it (atoms; mirrors ``Position.cost_atoms``)."""
         return self.balance(position_account(account_id, instrument_id))
 
     def statement(self, account_id: int) -> dict[str, int]:
